@@ -1,0 +1,243 @@
+"""OTLP trace encoding: llmpulse's hand-written encoders vs OpenTelemetry's official path.
+
+Encodes batches of realistic LLM spans (~25 attributes including a ~2 KB
+``gen_ai.input.messages`` and a ~1 KB ``gen_ai.output.messages`` JSON string, two
+``gen_ai.evaluation.result`` events of 4 attributes each) and prints µs per span for:
+
+- ``ProtobufEncoder.encode`` (llmpulse, application/x-protobuf)
+- ``JsonEncoder.encode`` (llmpulse, application/json)
+- ``encode_spans(spans).SerializeToString()`` on equivalent OTel SDK ``ReadableSpan`` s
+  (the work the official OTLP/HTTP exporter does per batch)
+
+Every span differs (ids, times, token counts, response id, message text, with some
+non-ASCII words), so the encoders' per-key caches only hit where real traffic would hit
+them (model, provider, operation, prompt name...). Spans are built outside the timed
+region; each timed call gets a batch it has never seen. Figures are CPU time of the
+encoding thread (``time.thread_time``): the SDK budget is CPU, and other processes on a
+shared machine do not distort it.
+
+Run: ``.venv/bin/python bench/encode_bench.py [--batch 512] [--rounds 15]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk"))
+
+import orjson
+
+from llmpulse._otlp import JsonEncoder, ProtobufEncoder
+from llmpulse._span import KIND_CLIENT, STATUS_OK, AttrValue, SpanEvent, SpanRecord
+
+RESOURCE: dict[str, AttrValue] = {
+    "service.name": "support-bot",
+    "service.version": "1.4.2",
+    "deployment.environment.name": "production",
+    "telemetry.sdk.name": "llmpulse",
+    "telemetry.sdk.language": "python",
+    "telemetry.sdk.version": "0.1.0",
+}
+SCOPE = ("llmpulse", "0.1.0")
+WORDS = [
+    "order",
+    "refund",
+    "shipping",
+    "account",
+    "password",
+    "invoice",
+    "delivery",
+    "tracking",
+    "cancel",
+    "upgrade",
+    "plan",
+    "billing",
+    "card",
+    "address",
+    "warranty",
+    "return",
+    "exchange",
+    "discount",
+    "coupon",
+    "support",
+    "café",
+    "naïve",
+    "—",
+    "✓",
+    "größe",
+]
+
+
+def _text(rng: random.Random, n_chars: int) -> str:
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        w = rng.choice(WORDS)
+        out.append(w)
+        size += len(w) + 1
+    return " ".join(out)
+
+
+def _messages(rng: random.Random, n_bytes: int, roles: tuple[str, ...]) -> str:
+    per = n_bytes // len(roles) - 60
+    msgs = [{"role": r, "parts": [{"type": "text", "content": _text(rng, per)}]} for r in roles]
+    return orjson.dumps(msgs).decode()
+
+
+def make_span(rng: random.Random, i: int) -> SpanRecord:
+    """One realistic LLM span, the ``i``-th of a stream (37 ms apart)."""
+    start = 1_760_000_000_000_000_000 + i * 37_000_000 + rng.randrange(1_000_000)
+    dur = rng.randrange(200_000_000, 4_000_000_000)
+    inp = rng.randrange(200, 4000)
+    out = rng.randrange(20, 800)
+    attrs: dict[str, AttrValue] = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.id": f"chatcmpl-{rng.getrandbits(96):024x}",
+        "gen_ai.request.temperature": 0.2,
+        "gen_ai.request.max_tokens": 1024,
+        "gen_ai.usage.input_tokens": inp,
+        "gen_ai.usage.output_tokens": out,
+        "gen_ai.usage.cache_read.input_tokens": rng.choice((0, 1024, 2048)),
+        "gen_ai.usage.reasoning.output_tokens": 0,
+        "gen_ai.response.finish_reasons": ["stop"],
+        "gen_ai.conversation.id": f"conv-{rng.getrandbits(48):012x}",
+        "gen_ai.prompt.name": "support-reply",
+        "llmpulse.prompt.version": "3f9a2c1e",
+        "gen_ai.input.messages": _messages(rng, 2048, ("system", "user", "assistant", "user")),
+        "gen_ai.output.messages": _messages(rng, 1024, ("assistant",)),
+        "llmpulse.cost_usd": (inp * 0.15 + out * 0.6) / 1e6,
+        "llmpulse.ttft_s": rng.uniform(0.1, 1.5),
+        "llmpulse.streaming": True,
+        "llmpulse.chunk_count": out // 3,
+        "llmpulse.refusal": False,
+        "llmpulse.sample_weight": 1.0,
+        "server.address": "api.openai.com",
+        "server.port": 443,
+    }
+    tid = rng.getrandbits(128)
+    sid = rng.getrandbits(64)
+    s = SpanRecord("chat gpt-4o-mini", tid, sid, rng.getrandbits(64), KIND_CLIENT, start, attrs)
+    s.end_ns = start + dur
+    for j, (name, passed) in enumerate((("is_json", True), ("starts_lowercase", False))):
+        s.events.append(
+            SpanEvent(
+                "gen_ai.evaluation.result",
+                start + dur - 1000 + j,
+                {
+                    "gen_ai.evaluation.name": name,
+                    "gen_ai.evaluation.score.value": 1.0 if passed else 0.0,
+                    "gen_ai.evaluation.score.label": "pass" if passed else "fail",
+                    "gen_ai.evaluation.explanation": "ok" if passed else "starts with 'H'",
+                },
+            )
+        )
+    s.status = STATUS_OK
+    return s
+
+
+def to_otel(records: list[SpanRecord]) -> list[Any]:
+    """The same spans as OTel SDK ReadableSpans (what the official exporter encodes)."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    resource = Resource.create(RESOURCE)
+    scope = InstrumentationScope(*SCOPE)
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    out = []
+    for r in records:
+        out.append(
+            ReadableSpan(
+                name=r.name,
+                context=SpanContext(r.trace_id, r.span_id, is_remote=False, trace_flags=flags),
+                parent=SpanContext(r.trace_id, r.parent_id, is_remote=False, trace_flags=flags),
+                resource=resource,
+                attributes=r.attributes,
+                events=[Event(e.name, e.attributes, e.time_ns) for e in r.events],
+                kind=SpanKind.CLIENT,
+                status=Status(StatusCode.OK),
+                start_time=r.start_ns,
+                end_time=r.end_ns,
+                instrumentation_scope=scope,
+            )
+        )
+    return out
+
+
+def _otel_encode(encode_spans: Callable[[Any], Any], spans: list[Any]) -> bytes:
+    return encode_spans(spans).SerializeToString()  # type: ignore[no-any-return]
+
+
+def _cpu_us_per_span(fn: Callable[[], object], n_spans: int) -> float:
+    """CPU time of one call (this thread only, so other processes on the machine do not
+    count), GC paused as timeit does, in µs per span."""
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.thread_time_ns()
+        fn()
+        return (time.thread_time_ns() - t0) / 1000 / n_spans
+    finally:
+        gc.enable()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=512, help="spans per request (OTel's default)")
+    ap.add_argument("--rounds", type=int, default=15, help="batches timed per encoder")
+    args = ap.parse_args()
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    pb = ProtobufEncoder(RESOURCE, *SCOPE)
+    js = JsonEncoder(RESOURCE, *SCOPE)
+    names = ("llmpulse ProtobufEncoder", "llmpulse JsonEncoder", "OTel encode_spans+Serialize")
+    times: dict[str, list[float]] = {n: [] for n in names}
+    sizes: list[int] = []
+    for rnd in range(args.rounds + 1):
+        # Each encoder gets its own copy of the batch (same content, fresh objects), so
+        # none benefits from str hashes or UTF-8 buffers another one cached on the strings.
+        copies = [[make_span(random.Random(rnd * 100_003 + i), i) for i in range(args.batch)] for _ in range(3)]
+        otel_spans = to_otel(copies[2])
+        calls: list[Callable[[], bytes]] = [
+            partial(pb.encode, copies[0]),
+            partial(js.encode, copies[1]),
+            partial(_otel_encode, encode_spans, otel_spans),
+        ]
+        if rnd == 0:  # warm-up: caches filled as in a long-running process
+            sizes = [len(call()) for call in calls]
+            continue
+        for name, call in zip(names, calls, strict=True):
+            times[name].append(_cpu_us_per_span(call, args.batch))
+
+    print(
+        f"{args.batch} spans a batch, {len(copies[0][0].attributes)} attributes + 2 events"
+        f" x 4 attributes a span, ~{sizes[0] // args.batch} protobuf bytes a span;"
+        f" CPU µs per span over {args.rounds} fresh batches"
+    )
+    otel_med = statistics.median(times[names[2]])
+    otel_best = min(times[names[2]])
+    print(f"{'encoder':30} {'median':>8} {'best':>8} {'OTel/this (median)':>19}")
+    for name in names:
+        med = statistics.median(times[name])
+        print(f"{name:30} {med:8.2f} {min(times[name]):8.2f} {otel_med / med:18.1f}x")
+    print(f"(best-vs-best ratios: {otel_best / min(times[names[0]]):.1f}x protobuf,", end=" ")
+    print(f"{otel_best / min(times[names[1]]):.1f}x json)")
+    print(f"request bytes: protobuf {sizes[0]}, json {sizes[1]}, OTel protobuf {sizes[2]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,343 @@
+"""LLM spans: what the decorator captures on the call path, and how the worker finishes it.
+
+The call path stores references only (the return value or stream chunks, a shallow copy
+of the call's keyword arguments, timestamps). Everything that reads them — response
+extraction, refusal detection, cost, assertions, content capture with redaction and
+sampling — runs on the exporter's worker thread in ``Finisher.finish``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from . import _extract, _semconv
+from ._checks import Check, CheckContext, Outcome, run_checks
+from ._cost import PriceBook
+from ._prompt import Prompt
+from ._refusal import RefusalDetector
+from ._span import STATUS_ERROR, AttrValue, SpanEvent, SpanRecord
+from ._stats import stats
+
+__all__ = ["BRIDGED", "Finisher", "LLMCall", "LLMSpec"]
+
+log = logging.getLogger("llmpulse")
+
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+_TRUNCATION_MARK = "…[truncated {} chars]"
+_CACHE_MIN_CHARS = 256
+_CACHE_MAX_ENTRIES = 512
+
+
+class LLMSpec:
+    """What ``@llm(...)`` knows at decoration time, computed once."""
+
+    __slots__ = ("checks", "model", "operation", "prompt", "provider", "span_name", "static_attributes")
+
+    def __init__(
+        self,
+        provider: str | None,
+        model: str | None,
+        operation: str,
+        prompt: Prompt | None,
+        checks: tuple[Check, ...],
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.operation = operation
+        self.prompt = prompt
+        self.checks = checks
+        self.span_name = f"{operation} {model}" if model else operation
+        attrs: dict[str, AttrValue] = {"gen_ai.operation.name": operation}
+        if provider:
+            attrs["gen_ai.provider.name"] = provider
+        if model:
+            attrs["gen_ai.request.model"] = model
+        if prompt is not None:
+            attrs["gen_ai.prompt.name"] = prompt.name
+            attrs["llmpulse.prompt.version"] = prompt.version
+        self.static_attributes = attrs
+
+
+BRIDGED: Any = object()
+"""Marks a span converted from the OTel SDK: its GenAI facts are read from attributes."""
+
+
+class LLMCall:
+    """Raw material of one model call, filled on the app's thread."""
+
+    __slots__ = ("args", "chunks", "error", "first_chunk_ns", "kwargs", "result", "spec", "stream")
+
+    def __init__(self, spec: LLMSpec, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool) -> None:
+        self.spec = spec
+        self.args = args
+        self.kwargs = kwargs
+        self.stream = stream
+        self.result: Any = None
+        self.chunks: list[Any] | None = [] if stream else None
+        self.first_chunk_ns = 0
+        self.error: BaseException | None = None
+
+
+def error_type(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+
+
+class Finisher:
+    """Turns a recorded span into its exported form and decides whether to keep it."""
+
+    def __init__(
+        self,
+        *,
+        capture_content: bool,
+        redact: Any,
+        max_content_chars: int,
+        sample_rate: float,
+        checks: tuple[Check, ...],
+        refusals: RefusalDetector,
+        prices: PriceBook,
+    ) -> None:
+        self.capture_content = capture_content
+        self.redact = redact
+        self.max_content_chars = max_content_chars
+        self.sample_rate = sample_rate
+        # TraceIdRatioBased-style bound on the low 64 bits: every span of a trace gets the
+        # same decision, so sampled traces stay whole.
+        self._bound = round(sample_rate * (1 << 64))
+        self._weight = 1.0 / sample_rate
+        self.checks = checks
+        self.refusals = refusals
+        self.prices = prices
+        self._clean_cache: dict[str, str] = {}
+
+    # -- sampling -----------------------------------------------------------------------
+    def trace_sampled(self, trace_id: int) -> bool:
+        return self.sample_rate >= 1.0 or (trace_id & 0xFFFFFFFFFFFFFFFF) < self._bound
+
+    def finish(self, span: SpanRecord) -> bool:
+        call = span.llm
+        if call is None:
+            return self.trace_sampled(span.trace_id)
+        span.llm = None
+        interesting = self._finish_bridged(span) if call is BRIDGED else self._finish_llm(span, call)
+        if self.sample_rate >= 1.0:
+            return True
+        if interesting:
+            span.attributes["llmpulse.sample_weight"] = 1.0
+            return True
+        if self.trace_sampled(span.trace_id):
+            span.attributes["llmpulse.sample_weight"] = self._weight
+            return True
+        stats.incr("spans_sampled_out")
+        return False
+
+    # -- the LLM recipe -------------------------------------------------------------------
+    def _finish_llm(self, span: SpanRecord, call: LLMCall) -> bool:
+        """Fill the span's attributes and events; True when it must survive sampling."""
+        spec = call.spec
+        attrs = span.attributes
+        model = spec.model
+        if model is None:
+            model = _extract.request_model(call.kwargs)
+            if model:
+                attrs["gen_ai.request.model"] = model
+                span.name = f"{spec.operation} {model}"
+        if call.stream:
+            attrs["gen_ai.request.stream"] = True
+            if call.first_chunk_ns:
+                attrs["gen_ai.response.time_to_first_chunk"] = (call.first_chunk_ns - span.start_ns) / 1e9
+        if call.error is not None:
+            attrs["error.type"] = error_type(call.error)
+            span.status = STATUS_ERROR
+            span.status_message = str(call.error)[:1024]
+            if self.capture_content:
+                self._capture_input(attrs, call)
+            return True
+
+        ex = self._extract(call)
+        if ex.response_model:
+            attrs["gen_ai.response.model"] = ex.response_model
+        if ex.response_id:
+            attrs["gen_ai.response.id"] = ex.response_id
+        if ex.input_tokens is not None:
+            attrs["gen_ai.usage.input_tokens"] = ex.input_tokens
+        if ex.output_tokens is not None:
+            attrs["gen_ai.usage.output_tokens"] = ex.output_tokens
+        if ex.cache_read_tokens is not None:
+            attrs["gen_ai.usage.cache_read.input_tokens"] = ex.cache_read_tokens
+        if ex.cache_write_tokens is not None:
+            attrs["gen_ai.usage.cache_creation.input_tokens"] = ex.cache_write_tokens
+        if ex.reasoning_tokens is not None:
+            attrs["gen_ai.usage.reasoning.output_tokens"] = ex.reasoning_tokens
+        if ex.finish_reasons:
+            attrs["gen_ai.response.finish_reasons"] = list(ex.finish_reasons)
+        checks = self.checks + spec.checks if spec.checks else self.checks
+        response = call.chunks if call.stream else call.result
+        interesting = self.judge(span, ex, spec.provider, model, checks, response)
+        if self.capture_content:
+            self._capture_input(attrs, call)
+            out = _extract.output_messages(ex)
+            if out:
+                self._clean_messages(out)
+                attrs["gen_ai.output.messages"] = orjson.dumps(out).decode()
+        return interesting
+
+    def judge(
+        self,
+        span: SpanRecord,
+        ex: _extract.Extracted,
+        provider: str | None,
+        model: str | None,
+        checks: tuple[Check, ...],
+        response: object,
+    ) -> bool:
+        """Refusal, cost and assertions for one model call; True when it must be kept."""
+        attrs = span.attributes
+        # Refusal: the provider's own signal first, then the phrase heuristic.
+        refusal = False
+        if ex.refusal:
+            refusal = True
+            attrs["llmpulse.refusal.source"] = "provider"
+            if ex.refusal_category:
+                attrs["llmpulse.refusal.category"] = ex.refusal_category
+        elif ex.output_text:
+            match = self.refusals.detect(ex.output_text)
+            if match is not None:
+                refusal = True
+                attrs["llmpulse.refusal.source"] = "heuristic"
+                if match.category:
+                    attrs["llmpulse.refusal.category"] = match.category
+        attrs["llmpulse.refusal"] = refusal
+
+        priced_model = ex.response_model or model
+        cost = None
+        if priced_model:
+            cost = self.prices.cost(
+                provider,
+                priced_model,
+                ex.input_tokens,
+                ex.output_tokens,
+                ex.cache_read_tokens,
+                ex.cache_write_tokens,
+            )
+            if cost is not None:
+                attrs["llmpulse.cost.usd"] = cost
+
+        failed = False
+        if checks:
+            ttft = attrs.get("gen_ai.response.time_to_first_chunk")
+            ctx = CheckContext(
+                output=ex.output_text or (ex.refusal_text or ""),
+                latency_s=(span.end_ns - span.start_ns) / 1e9,
+                ttft_s=ttft if isinstance(ttft, float) else None,
+                cost_usd=cost,
+                refusal=refusal,
+                model=priced_model,
+                response=response,
+            )
+            for outcome in run_checks(checks, ctx):
+                span.events.append(self._evaluation_event(outcome, span.end_ns))
+                failed = failed or outcome.label != "pass"
+        return refusal or failed
+
+    def _finish_bridged(self, span: SpanRecord) -> bool:
+        """A GenAI span from another instrumentation (``llmpulse.otel.SpanProcessor``)."""
+        attrs = span.attributes
+        if "llmpulse.refusal" in attrs:
+            return True  # already judged (e.g. an llmpulse span that went through OTel)
+        ex = _semconv.from_attributes(attrs)
+        if span.status == STATUS_ERROR:
+            return True
+        return self.judge(span, ex, _semconv.provider_of(attrs), _semconv.request_model_of(attrs), self.checks, None)
+
+    def _extract(self, call: LLMCall) -> _extract.Extracted:
+        try:
+            if call.stream:
+                return _extract.extract_stream(call.chunks or ())
+            return _extract.extract_response(call.result)
+        except Exception:
+            log.debug("llmpulse could not read the model response", exc_info=True)
+            stats.incr("extract_errors")
+            return _extract.Extracted()
+
+    @staticmethod
+    def _evaluation_event(outcome: Outcome, time_ns: int) -> SpanEvent:
+        ev: dict[str, AttrValue] = {
+            "gen_ai.evaluation.name": outcome.name,
+            "gen_ai.evaluation.score.label": outcome.label,
+        }
+        if outcome.score is not None and not math.isnan(outcome.score):
+            ev["gen_ai.evaluation.score.value"] = outcome.score
+        if outcome.explanation:
+            ev["gen_ai.evaluation.explanation"] = outcome.explanation
+        return SpanEvent(EVALUATION_EVENT, time_ns, ev)
+
+    # -- content ------------------------------------------------------------------------
+    def _capture_input(self, attrs: dict[str, AttrValue], call: LLMCall) -> None:
+        messages = _extract.input_messages(call.args, call.kwargs)
+        if messages:
+            self._clean_messages(messages)
+            attrs["gen_ai.input.messages"] = orjson.dumps(messages, default=str).decode()
+
+    def _clean_messages(self, messages: list[dict[str, Any]]) -> None:
+        """Truncate and redact every string in the message parts, in place (the lists are
+        ours, built by _extract), including strings nested in tool-call arguments."""
+        for message in messages:
+            parts = message.get("parts")
+            if isinstance(parts, list):
+                for part in parts:
+                    if isinstance(part, dict):
+                        for key, value in part.items():
+                            if key != "type":
+                                part[key] = self._clean_value(value, 0)
+
+    def _clean_value(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            return self.clean_text(value)
+        if depth > 20:
+            return "[TOO_DEEP]"
+        if isinstance(value, dict):
+            return {k: self._clean_value(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean_value(v, depth + 1) for v in value]
+        return value
+
+    def clean_text(self, text: str) -> str:
+        """Truncate to ``max_content_chars`` and redact; long repeated texts are cached."""
+        cache = self._clean_cache
+        cacheable = len(text) >= _CACHE_MIN_CHARS
+        if cacheable:
+            hit = cache.get(text)
+            if hit is not None:
+                return hit
+        out = text
+        limit = self.max_content_chars
+        if len(out) > limit:
+            out = out[:limit] + _TRUNCATION_MARK.format(len(out) - limit)
+        if self.redact is not None:
+            try:
+                out = self.redact(out)
+            except Exception:
+                # A broken redactor must not leak what it was meant to hide.
+                log.exception("llmpulse redactor failed; content dropped")
+                stats.incr("redact_errors")
+                out = "[REDACTION_FAILED]"
+        if cacheable:
+            if len(cache) >= _CACHE_MAX_ENTRIES:
+                cache.clear()
+            cache[text] = out
+        return out
+
+
+def clean_attributes(values: Mapping[str, Any]) -> dict[str, AttrValue]:
+    """Keep only values OTLP can carry; others become their ``str``."""
+    out: dict[str, AttrValue] = {}
+    for key, value in values.items():
+        out[str(key)] = value if isinstance(value, str | bool | int | float | list | tuple) else str(value)
+    return out
