@@ -46,9 +46,7 @@ def main() -> None:
     cached_usd = book.cost(PROVIDER, MODEL, INPUT, OUTPUT, CACHE_READ)
     first_lookup_ms = (time.perf_counter() - t0) * 1e3
 
-    usage = genai_prices.Usage(
-        input_tokens=INPUT, output_tokens=OUTPUT, cache_read_tokens=CACHE_READ
-    )
+    usage = genai_prices.Usage(input_tokens=INPUT, output_tokens=OUTPUT, cache_read_tokens=CACHE_READ)
     calc = genai_prices.calc_price
     direct_usd = calc(usage, MODEL, provider_id=PROVIDER).total_price
     if cached_usd is None or abs(Decimal(repr(cached_usd)) - direct_usd) > Decimal("1e-12"):
@@ -90,10 +88,7 @@ def main() -> None:
     )
 
     print(f"genai-prices {genai_prices.__version__}, Python {sys.version.split()[0]}")
-    print(
-        f"call priced: {PROVIDER}/{MODEL}, {INPUT} in ({CACHE_READ} cached), "
-        f"{OUTPUT} out = ${cached_usd:.6f}"
-    )
+    print(f"call priced: {PROVIDER}/{MODEL}, {INPUT} in ({CACHE_READ} cached), {OUTPUT} out = ${cached_usd:.6f}")
     print()
     print(f"{'':44}{'µs/call':>10}")
     print(f"{'PriceBook.cost(), cached':44}{cached_us:>10.2f}")

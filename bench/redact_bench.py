@@ -37,11 +37,7 @@ def _two_kb(unit: str) -> str:
 CLEAN = _two_kb(_PROSE)
 TECH = _two_kb(_TECH + _PROSE)
 HALF = len(CLEAN) // 2
-PII = (
-    CLEAN[:HALF]
-    + " Reach me at jane.doe@example.com, card 4111 1111 1111 1111. "
-    + CLEAN[HALF : 2048 - 62]
-)
+PII = CLEAN[:HALF] + " Reach me at jane.doe@example.com, card 4111 1111 1111 1111. " + CLEAN[HALF : 2048 - 62]
 
 
 def _us_per_call(fn: object, text: str, number: int = 2000, repeat: int = 7) -> float:

@@ -69,6 +69,7 @@ def init(
     extra_refusal_patterns: Sequence[str] = (),
     prices: Mapping[str, Any] | None = None,
     protocol: str | None = None,
+    compression: str | None = None,
     max_queue_size: int | None = None,
     max_export_batch_size: int | None = None,
     export_interval: float | None = None,
@@ -100,6 +101,9 @@ def init(
       ``{"my-model": {"input": 1.0, "output": 2.0, "cache_read": 0.1}}``.
     - ``protocol`` (``LLMPULSE_PROTOCOL``, ``OTEL_EXPORTER_OTLP_PROTOCOL``):
       ``http/protobuf`` (default) or ``http/json``.
+    - ``compression`` (``LLMPULSE_COMPRESSION``, ``OTEL_EXPORTER_OTLP_COMPRESSION``):
+      ``none`` (default, as in OTel) or ``gzip`` (worth it for a remote collector: prompts
+      repeat, so batches compress 10-30x).
     - ``max_queue_size`` (2048), ``max_export_batch_size`` (512), ``export_interval``
       (1.0 s), ``export_timeout`` (10 s), ``max_content_chars`` (32768): the exporter.
     - ``exporter``, ``id_generator``, ``clock``: replace the network exporter, ids and
@@ -122,6 +126,7 @@ def init(
         sample_rate=sample_rate,
         redact=redact,
         protocol=protocol,
+        compression=compression,
         max_queue_size=max_queue_size,
         max_export_batch_size=max_export_batch_size,
         export_interval=export_interval,

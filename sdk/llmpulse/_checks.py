@@ -106,8 +106,7 @@ def validate_name(name: object, option: str = "name") -> str:
     """Return ``name`` if it is a usable check name, else raise :class:`ConfigError`."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(
-            f"{option} must be a non-empty string (it labels the assertion in metrics), "
-            f"got {_describe(name)}"
+            f"{option} must be a non-empty string (it labels the assertion in metrics), got {_describe(name)}"
         )
     return name
 
@@ -128,9 +127,7 @@ def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[Outcome]:
             score = float(result.score)
             if not math.isfinite(score):
                 raise ValueError(f"check returned a non-finite score ({score})")
-            outcomes.append(
-                Outcome(check.name, "pass" if result.passed else "fail", score, result.reason)
-            )
+            outcomes.append(Outcome(check.name, "pass" if result.passed else "fail", score, result.reason))
         except Exception as exc:  # a broken assertion must never break the app
             outcomes.append(_error_outcome(check, exc))
     return outcomes
@@ -169,8 +166,7 @@ def validate_checks(value: object, option: str) -> tuple[Check, ...]:
     for i, item in enumerate(checks):
         if not isinstance(item, Check):
             raise ConfigError(
-                f"{option}[{i}] must be a Check (from llmpulse.check), "
-                f"got {_describe(item)}{_hint(item)}"
+                f"{option}[{i}] must be a Check (from llmpulse.check), got {_describe(item)}{_hint(item)}"
             )
         if item.name in seen:
             raise ConfigError(

@@ -129,6 +129,7 @@ class Client:
                 encoder,
                 api_key=config.api_key,
                 timeout=config.export_timeout,
+                compress=config.compression == "gzip",
             )
         self.exporter = exporter
         self.finisher = Finisher(

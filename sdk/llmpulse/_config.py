@@ -37,14 +37,17 @@ class ENV:
     EXPORT_INTERVAL = "LLMPULSE_EXPORT_INTERVAL"
     EXPORT_TIMEOUT = "LLMPULSE_EXPORT_TIMEOUT"
     MAX_CONTENT_CHARS = "LLMPULSE_MAX_CONTENT_CHARS"
+    COMPRESSION = "LLMPULSE_COMPRESSION"
     # Standard OpenTelemetry variables, honoured as fallbacks.
     OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
     OTEL_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
     OTEL_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+    OTEL_COMPRESSION = "OTEL_EXPORTER_OTLP_COMPRESSION"
 
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 PROTOCOLS = ("http/protobuf", "http/json")
+COMPRESSIONS = ("none", "gzip")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -62,6 +65,7 @@ class Config:
     sample_rate: float
     redact: Callable[[str], str] | None
     protocol: str
+    compression: str
     max_queue_size: int
     max_export_batch_size: int
     export_interval: float
@@ -177,6 +181,7 @@ def build_config(
     redact: object,
     protocol: object,
     max_queue_size: object,
+    compression: object = None,
     max_export_batch_size: object,
     export_interval: object,
     export_timeout: object,
@@ -193,6 +198,9 @@ def build_config(
     proto = _text("protocol", protocol, ENV.PROTOCOL, env, ENV.OTEL_PROTOCOL) or "http/protobuf"
     if proto not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {proto!r}")
+    comp = _text("compression", compression, ENV.COMPRESSION, env, ENV.OTEL_COMPRESSION) or "none"
+    if comp not in COMPRESSIONS:
+        raise ConfigError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {comp!r}")
     redact_value: Any = redact
     if redact_value is None:
         redact_value = _bool("redact", None, ENV.REDACT, env, True)
@@ -223,6 +231,7 @@ def build_config(
         ),
         redact=resolve_redactor(redact_value, "redact"),
         protocol=proto,
+        compression=comp,
         max_queue_size=queue,
         max_export_batch_size=min(batch, queue),
         export_interval=_number(

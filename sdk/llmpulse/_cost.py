@@ -132,9 +132,7 @@ class PriceBook:
                    "openai/gpt-4o": ModelPrice(input=2.5, output=10.0, cache_read=1.25)})
     """
 
-    def __init__(
-        self, overrides: Mapping[str, ModelPrice | Mapping[str, float]] | None = None
-    ) -> None:
+    def __init__(self, overrides: Mapping[str, ModelPrice | Mapping[str, float]] | None = None) -> None:
         self._overrides = _validate_overrides(overrides)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str | None, str], _Entry] = {}
@@ -193,7 +191,7 @@ class PriceBook:
             self._cache[key] = (price, expires)
             return price
 
-    def cost(  # noqa: PLR0917 - the signature mirrors the GenAI usage attributes, in order
+    def cost(
         self,
         provider: str | None,
         model: str | None,
@@ -216,25 +214,14 @@ class PriceBook:
         try:
             inp = input_tokens if type(input_tokens) is int and input_tokens >= 0 else None
             out = output_tokens if type(output_tokens) is int and output_tokens >= 0 else None
-            read = (
-                cache_read_tokens
-                if type(cache_read_tokens) is int and cache_read_tokens >= 0
-                else None
-            )
-            write = (
-                cache_write_tokens
-                if type(cache_write_tokens) is int and cache_write_tokens >= 0
-                else None
-            )
+            read = cache_read_tokens if type(cache_read_tokens) is int and cache_read_tokens >= 0 else None
+            write = cache_write_tokens if type(cache_write_tokens) is int and cache_write_tokens >= 0 else None
             if inp is None and out is None and read is None and write is None:
                 return None
             if type(model) is not str or not model:
                 return None
             entry = self._cache.get((provider, model)) if type(provider) in _KEY_TYPES else None
-            if entry is not None and entry[1] is None:
-                price = entry[0]
-            else:
-                price = self.unit_price(provider, model)
+            price = entry[0] if entry is not None and entry[1] is None else self.unit_price(provider, model)
             if price is None:
                 stats.incr("cost_unknown_model")
                 return None
@@ -267,19 +254,15 @@ class PriceBook:
                 return override, None
 
         # Deferred: importing genai_prices costs ~150 ms, paid on the first lookup only.
-        import genai_prices  # noqa: PLC0415
-        from genai_prices.data_snapshot import get_snapshot  # noqa: PLC0415
+        import genai_prices
+        from genai_prices.data_snapshot import get_snapshot
 
         def provider_id(candidate: str | None) -> str | None:
             # None (match the model alone) when genai-prices does not know the provider.
             if not candidate:
                 return None
             try:
-                return (
-                    get_snapshot()
-                    .find_provider(None, PROVIDER_IDS.get(candidate, candidate), None)
-                    .id
-                )
+                return get_snapshot().find_provider(None, PROVIDER_IDS.get(candidate, candidate), None).id
             except LookupError:
                 return None
 
@@ -310,9 +293,7 @@ class PriceBook:
         return self._overrides.get(model)
 
 
-def _probe(
-    gp: ModuleType, provider_id: str | None, model: str
-) -> tuple[ModelPrice | None, float | None]:
+def _probe(gp: ModuleType, provider_id: str | None, model: str) -> tuple[ModelPrice | None, float | None]:
     """Derive the model's unit prices from three calc_price calls; LookupError if unknown.
 
     The input and output probes read ``input_price`` / ``output_price``, which leave out
@@ -321,9 +302,7 @@ def _probe(
     exactly the cache-read rate (the input rate when the model has none).
     """
     n = _PROBE_TOKENS
-    io: PriceCalculation = gp.calc_price(
-        gp.Usage(input_tokens=n, output_tokens=n), model, provider_id=provider_id
-    )
+    io: PriceCalculation = gp.calc_price(gp.Usage(input_tokens=n, output_tokens=n), model, provider_id=provider_id)
     read: PriceCalculation = gp.calc_price(
         gp.Usage(input_tokens=n, cache_read_tokens=n), model, provider_id=provider_id
     )
@@ -372,9 +351,7 @@ def _validate_overrides(
     result: dict[str, ModelPrice] = {}
     for key, value in overrides.items():
         if not isinstance(key, str) or not key.strip():
-            raise ConfigError(
-                f"`prices` keys must be model names (or 'provider/model'), got {key!r}"
-            )
+            raise ConfigError(f"`prices` keys must be model names (or 'provider/model'), got {key!r}")
         if isinstance(value, ModelPrice):
             fields: dict[str, object] = {name: getattr(value, name) for name in _PRICE_FIELDS}
         elif isinstance(value, Mapping):
@@ -399,9 +376,7 @@ def _validate_overrides(
         result[key.strip().lower()] = ModelPrice(
             input=_usd_per_mtok(key, "input", fields["input"]),
             output=_usd_per_mtok(key, "output", fields["output"]),
-            cache_read=None
-            if fields["cache_read"] is None
-            else _usd_per_mtok(key, "cache_read", fields["cache_read"]),
+            cache_read=None if fields["cache_read"] is None else _usd_per_mtok(key, "cache_read", fields["cache_read"]),
             cache_write=None
             if fields["cache_write"] is None
             else _usd_per_mtok(key, "cache_write", fields["cache_write"]),
@@ -410,12 +385,7 @@ def _validate_overrides(
 
 
 def _usd_per_mtok(model: str, name: str, number: object) -> float:
-    if (
-        isinstance(number, bool)
-        or not isinstance(number, (int, float))
-        or not math.isfinite(number)
-        or number < 0
-    ):
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number < 0:
         raise ConfigError(
             f"`prices` for model {model!r}: {name} must be a finite, non-negative number "
             f"of USD per million tokens, got {number!r}"

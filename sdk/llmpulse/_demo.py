@@ -10,6 +10,7 @@ sometimes ignores it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -212,10 +213,9 @@ class DemoApp:
                 feedback(trace_id, "thumbs_up", rng.random() < 0.8)
             return reply
 
-        try:
+        # A rate-limit error is recorded on the span; a real app would retry or apologise.
+        with contextlib.suppress(DemoRateLimitError):
             await handle()
-        except DemoRateLimitError:
-            pass  # recorded on the span as an error; a real app would retry or apologise
         self.conversations += 1
 
     async def _call_openai(self, system: str, messages: list[dict[str, str]], casual: bool, prompt: Prompt) -> str:

@@ -87,7 +87,7 @@ class HttpExporter:
         *,
         api_key: str | None,
         timeout: float,
-        compress: bool = True,
+        compress: bool = False,
         max_retry_time: float = 60.0,
     ) -> None:
         self._traces = urlsplit(traces_url)

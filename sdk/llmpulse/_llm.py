@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from . import _extract, _semconv
+from . import _extract, _messages, _semconv, _stream
 from ._checks import Check, CheckContext, Outcome, run_checks
 from ._cost import PriceBook
 from ._prompt import Prompt
@@ -144,7 +144,7 @@ class Finisher:
         attrs = span.attributes
         model = spec.model
         if model is None:
-            model = _extract.request_model(call.kwargs)
+            model = _messages.request_model(call.kwargs)
             if model:
                 attrs["gen_ai.request.model"] = model
                 span.name = f"{spec.operation} {model}"
@@ -182,7 +182,7 @@ class Finisher:
         interesting = self.judge(span, ex, spec.provider, model, checks, response)
         if self.capture_content:
             self._capture_input(attrs, call)
-            out = _extract.output_messages(ex)
+            out = _messages.output_messages(ex)
             if out:
                 self._clean_messages(out)
                 attrs["gen_ai.output.messages"] = orjson.dumps(out).decode()
@@ -259,7 +259,7 @@ class Finisher:
     def _extract(self, call: LLMCall) -> _extract.Extracted:
         try:
             if call.stream:
-                return _extract.extract_stream(call.chunks or ())
+                return _stream.extract_stream(call.chunks or ())
             return _extract.extract_response(call.result)
         except Exception:
             log.debug("llmpulse could not read the model response", exc_info=True)
@@ -280,7 +280,7 @@ class Finisher:
 
     # -- content ------------------------------------------------------------------------
     def _capture_input(self, attrs: dict[str, AttrValue], call: LLMCall) -> None:
-        messages = _extract.input_messages(call.args, call.kwargs)
+        messages = _messages.input_messages(call.args, call.kwargs)
         if messages:
             self._clean_messages(messages)
             attrs["gen_ai.input.messages"] = orjson.dumps(messages, default=str).decode()

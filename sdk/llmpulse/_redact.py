@@ -8,11 +8,13 @@ digits of a key are never read as a phone number):
   ``sk-ant-``, AWS access key ids ``AKIA`` / ``ASIA``, GitHub ``ghp_`` ``gho_`` ``ghu_``
   ``ghs_`` ``ghr_`` ``github_pat_``, Slack ``xox[abprs]-``, Google ``AIza``, Stripe
   ``sk_live_`` ``rk_live_`` (and ``_test_``), JWTs ``eyJ….eyJ….…``, and the token after
-  ``Bearer`` (the word itself is kept). A key must not be glued to a preceding word
-  character, so ``ask-…``, ``task_…`` and ``risk-…`` are left alone;
+  ``Bearer`` (16+ characters with a digit and a letter; the word itself is kept). A key
+  is not glued to a preceding word character, so ``ask-…``, ``task_…`` and ``risk-…``
+  stay;
 - emails → ``[REDACTED_EMAIL]``;
-- payment card numbers → ``[REDACTED_CARD]``: 13 to 19 digits, single spaces or dashes
-  allowed between them, Luhn-valid, not glued to letters, a decimal point or a ``+``;
+- payment card numbers → ``[REDACTED_CARD]``: 13 to 19 Luhn-valid digits, in one piece
+  or in groups split by single spaces or dashes (4-4-4-4, 4-6-5 …), not glued to a word,
+  a decimal point or a ``+`` phone number;
 - phone numbers → ``[REDACTED_PHONE]``: international (``+44 20 7946 0958``,
   ``+1-202-555-0143``, ``+12025550143``: 8 to 15 digits), North American
   (``(202) 555-0143``, ``202-555-0143``, ``202.555.0143``) and European national numbers
@@ -26,9 +28,12 @@ two "shapes" (one with every token character as ``a``, one with every digit as `
 separators kept), and cheap substring tests on those say whether a key (a run of 15
 token characters), a card or a phone number (a few digits close together) can be
 present at all. Each prefilter accepts a superset of what its patterns match, so it
-changes the speed, never the result. ``bench/redact_bench.py`` measures it.
+changes the speed, never the result (``_redact_unfiltered`` is the reference the tests
+compare with). For ASCII text the patterns then run only where the shapes point.
+``bench/redact_bench.py`` measures it.
 
-Redacting twice gives the same text as redacting once: no placeholder matches a pattern.
+Redacting twice gives the same text as redacting once: no placeholder matches a pattern,
+and nothing starts right after one.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from __future__ import annotations
 import inspect
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from llmpulse._exceptions import ConfigError
 
@@ -88,9 +93,13 @@ _KEY = re.compile(
     rf"|eyJ{_T}{{12,}}\.eyJ{_T}{{4,}}\.{_T}*"
     r")"
 )
-# The token after "Bearer", which must hold a digit so that prose ("the bearer of news",
-# "Bearer instruments.") is left alone: real tokens are random and hold digits.
-_BEARER = re.compile(r"(?<![A-Za-z])((?i:bearer)\s+)(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}")
+# The token after "Bearer": 16 characters or more, holding a digit and a letter, so that
+# prose ("the bearer of news", "Bearer instruments.", "bearer 2024-01-15") is left
+# alone. Real tokens are long and random.
+_BEARER = re.compile(
+    r"(?<![A-Za-z])((?i:bearer)\s+)"
+    r"(?=[A-Za-z._~+/=-]*[0-9])(?=[0-9._~+/=-]*[A-Za-z])[A-Za-z0-9._~+/=-]{16,}"
+)
 
 
 def _mask_keys(text: str, tokens: bytes) -> str:
@@ -118,13 +127,16 @@ def _mask_keys(text: str, tokens: bytes) -> str:
 # --- emails ----------------------------------------------------------------------------
 
 # The local part starts where its run of characters starts (the lookbehind), which keeps
-# the search linear, and is at most 64 characters long (RFC 5321), which lets
-# _mask_emails look only near each "@".
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}"
-    r"(?![A-Za-z0-9-])"
-)
+# the search linear, and not right after a placeholder: a run too long to be a local
+# part stays so when a card in it is masked. It has at most 64 characters and the domain at most 255 (RFC 5321),
+# which lets _mask_emails look only near each "@".
+_MAX_LOCAL = 64
 _MAX_DOMAIN = 255
+_EMAIL = re.compile(
+    rf"(?<![A-Za-z0-9._%+\]-])[A-Za-z0-9._%+-]{{1,{_MAX_LOCAL}}}@"
+    rf"(?=[A-Za-z0-9.-]{{1,{_MAX_DOMAIN}}}(?![A-Za-z0-9.-]))"
+    r"(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![A-Za-z0-9-])"
+)
 
 
 def _mask_emails(text: str) -> str:
@@ -132,7 +144,9 @@ def _mask_emails(text: str) -> str:
     done = 0
     at = text.find("@")
     while at >= 0:
-        match = _EMAIL.search(text, max(done, at - 64), at + 1 + _MAX_DOMAIN)
+        # The window holds the longest local part, the longest domain and the character
+        # after it that the lookahead reads.
+        match = _EMAIL.search(text, max(done, at - _MAX_LOCAL), at + _MAX_DOMAIN + 2)
         if match is None:
             at = text.find("@", at + 1)
             continue
@@ -159,18 +173,21 @@ _PLUS_HINT = b"+0"
 # starts with its first character and looks at what precedes it in a lookbehind after
 # that, so the regex engine can skip to candidate characters quickly.
 
-# A run of at least 13 digits with single spaces or dashes between them, not glued to a
-# word, a decimal point or a "+" (then it is a phone number); _card finds the card in it.
-_CARD_RUN = re.compile(r"\d(?<![\w.,+]\d)(?<!\d[ -]\d)(?:[ -]?\d){12,}(?!\w|[.,]\d)", re.ASCII)
+# A run of at least 13 digits with single spaces or dashes between them, taken whole
+# (it starts after no digit and no "digit-separator"); _card finds the card in it.
+_CARD_RUN = re.compile(r"\d(?<!\d\d)(?<!\d[ -]\d)(?:[ -]?\d){12,}(?!\w|[.,]\d)", re.ASCII)
+# A run glued to one of these cannot start with a card: it goes on a word, a decimal
+# number, a "+" phone number, or a placeholder (so that a second pass masks nothing new).
+_CARD_GLUE = frozenset(string.ascii_letters + string.digits + "_.,+]")
 _GROUP = re.compile(r"\d+", re.ASCII)
 
 _PHONE = re.compile(
-    # The first character, not glued to a word, a number or a sign.
-    r"[+(\d](?<![\w+.,/-].)"
+    # The first character, not glued to a word, a number, a sign or a placeholder.
+    r"[+(\d](?<![\w+.,/\]-].)"
     r"(?:"
-    # International: +CC, an optional (0) or (area), then up to 5 groups of digits, all
-    # but the first of 2 digits or more.
-    r"(?<=\+)\d{1,3}(?:[ .-]?\(\d{1,4}\))?[ .-]?\d{1,5}(?:[ .-]?\d{2,5}){0,4}"
+    # International: +CC (the one-digit codes are 1 and 7), an optional (0) or (area),
+    # then up to 5 groups of digits, all but the first of 2 digits or more.
+    r"(?<=\+)(?:[17]|[2-9]\d{1,2})(?:[ .-]?\(\d{1,4}\))?[ .-]?\d{1,5}(?:[ .-]?\d{2,5}){0,4}"
     # North American: (202) 555-0143, 202-555-0143, 202.555.0143, 202 555 0143.
     r"|(?<=\()\d{3}\)[ .-]?\d{3}[ .-]\d{4}"
     r"|(?<=\d)\d{2}([ .-])\d{3}\1\d{4}"
@@ -202,14 +219,16 @@ def _card(match: re.Match[str]) -> str | None:
     A card spans whole groups, 13 to 19 digits, starting with a group of at least 4
     digits followed by one of at least 3 (every scheme prints its number as 4-4-4-4,
     4-6-5, 4-6-4, 4-4-4-4-3 or in one piece); from each start the longest valid span
-    wins. So "2 4111 1111 1111 1111" and
-    "4111 1111 1111 1111 12" mask the card and nothing else. None: nothing to mask.
+    wins. So "2 4111 1111 1111 1111" and "4111 1111 1111 1111 12" mask the card and
+    nothing else. A first group glued to a word or a number (see _CARD_GLUE) is not a
+    start. None: nothing to mask.
     """
     text = match.group()
     groups = [(m.start(), m.end()) for m in _GROUP.finditer(text)]
     parts: list[str] = []
     done = 0  # text[:done] is in parts already
-    i = 0
+    at = match.start()
+    i = 1 if at > 0 and match.string[at - 1] in _CARD_GLUE else 0
     while i < len(groups):
         start, end = groups[i]
         best = -1
@@ -244,24 +263,23 @@ def _phone(match: re.Match[str]) -> str | None:
     return PHONE
 
 
-_Replace = Callable[[re.Match[str]], "str | None"]
+_Replace = Callable[[re.Match[str]], str | None]
 
 
 # Past this many clusters the plain scan of the whole text is as fast as visiting them.
-_MAX_CLUSTERS = 6
+_MAX_CLUSTERS = 16
 
 
 def _clusters(numbers: bytes) -> list[tuple[int, int]] | None:
     """The stretches of digits and separators (no "x" in the shape) that hold a hint,
     in order; None when there are more than _MAX_CLUSTERS."""
-    hints = [m.start() for m in _NUMBER_HINT.finditer(numbers)]
-    plus = numbers.find(_PLUS_HINT)
-    while plus >= 0:
-        hints.append(plus)
-        plus = numbers.find(_PLUS_HINT, plus + 1)
+    hints: Iterable[int] = (m.start() for m in _NUMBER_HINT.finditer(numbers))
+    if _PLUS_HINT in numbers:
+        plus = [m.start() for m in re.finditer(re.escape(_PLUS_HINT), numbers)]
+        hints = sorted([*hints, *plus])
     clusters: list[tuple[int, int]] = []
     right = -1
-    for hint in sorted(hints):
+    for hint in hints:
         if hint < right:
             continue
         if len(clusters) == _MAX_CLUSTERS:

@@ -10,12 +10,13 @@ that runs on every reply without such a signal, so it is built to be cheap:
 * The head is lowercased and curly apostrophes are folded to ``'`` once, so the
   patterns need neither ``re.IGNORECASE`` nor ``['’]`` classes.
 * Every built-in pattern starts with a literal *head* (``"i can"``, ``"i'm "``,
-  ``"as an ai"``...). The heads are compiled into one trie-shaped trigger regex; only
-  where it hits are the full patterns for that head tried. ``re`` scans for a trigger
-  mostly in C, which keeps an ordinary reply at a few microseconds, where joining the
-  full patterns into one ``re.IGNORECASE`` alternation costs over 100 µs.
-* The rarer conditions (the phrase opens a clause, it is not inside quotation marks)
-  are checked in Python on trigger hits only.
+  ``"as an ai"``...) that follows a space. All of them are compiled into one regex: a
+  space, a trie of the heads, and at each leaf the alternatives that may follow that
+  head. ``re`` jumps from space to space in C and gives up within a letter or two
+  almost everywhere, which keeps an ordinary reply at a few microseconds; the same
+  patterns joined into one ``re.IGNORECASE`` alternation cost over 100 µs.
+* The rarer conditions (the phrase opens a clause, it is not inside quotation marks,
+  it is not a caveat before an answer) are checked in Python on hits only.
 
 A match must say that the assistant itself declines: "I can't help with that",
 "I'm not able to provide...", "That's not something I can do", "against my
@@ -53,9 +54,9 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from llmpulse._exceptions import ConfigError
 
@@ -105,7 +106,9 @@ _VERBS = (
     "continue",
     r"make(?!\s+it\b)",
     r"tell\s+you",
-    r"recommend(?![^.!?\n]{0,60}\benough\b)",
+    # "I can't recommend a dosage" declines; "I can't recommend this approach" advises.
+    r"recommend(?!\s+(?:this|that|it|these|those|doing|using|relying|trying)\b)"
+    r"(?![^.!?\n]{0,60}\benough\b)",
     "diagnose",
     "interpret",
     "access",
@@ -145,6 +148,7 @@ _VERBS = (
     "pretend",
     "impersonate",
     "role-?play",
+    r"look\s+at",
     r"go\s+along",
     r"search\s+(?:the\s+web|the\s+internet|online)",
     "retrieve",
@@ -152,9 +156,21 @@ _VERBS = (
 # "I can't give you an exact date, but..." hedges an answer; it does not decline.
 _HEDGE = r"(?!\s+(?:you\s+|me\s+)?(?:an?\s+|the\s+)?(?:exact|precise|definitive|accurate|firm)\b)"
 _V = rf"(?:{'|'.join(_VERBS)})\b{_HEDGE}"
+# "I won't be helping with that", "I'm not writing that".
+_V_ING = (
+    r"(?:helping|assisting|providing|writing|creating|generating|producing|sharing|giving"
+    r"|offering|doing|making|answering|engaging|continuing|drafting|composing|disclosing"
+    r"|revealing|participating)\b"
+)
+# The object closes the sentence: "I'm not doing that." but not "I'm not doing that by hand".
+_THAT_END = r"(?:that|this|it)(?:\s+(?:one|for\s+you))?\s*(?:[.!,;:—–)-]|$)"
+_COMFORTABLE = (
+    rf"comfortable\s+(?:{_V_ING}|with\s+(?:this|that|your)\s+request\b"
+    rf"|with\s+{_THAT_END})"
+)
 _CAPABILITY = (
     r"(?:(?:the\s+)?(?:ability|capability|capacity|means)\s+to|access\s+to"
-    r"|(?:real[-\s]?time|internet|web|live|browsing)\s+(?:access|data|information))"
+    r"|(?:real[-\s]?time|internet|web|live|browsing)\s+(?:access|data|information|capabilit))"
 )
 
 # How a pattern must sit in the text.
@@ -167,12 +183,12 @@ _Where = Literal["clause", "word"]
 _IM = ("i'm ", "i am ", "im ")
 
 # (heads, tail, where): the pattern is "(?:head|head...)tail". Heads are literal text that
-# starts a word, and no head may be a prefix of another (the trigger reports which head
-# it saw).
+# starts a word, and no head may be a prefix of another (the search tells which head it
+# saw by a group at the trie's leaf, so a head inside another would hide it).
 _SPECS: tuple[tuple[tuple[str, ...], str, _Where], ...] = (
-    (("i can",), rf"{_CANT}{_ADV}\s+{_V}", "clause"),
+    (("i can",), rf"{_CANT}(?:\s*,?\s+and\s+(?:will\s+not|won'?t))?{_ADV}\s+{_V}", "clause"),
     (("i could",), rf"{_NOT}{_ADV}\s+{_V}", "clause"),
-    (("i won",), rf"'?t(?:\s+be\s+able\s+to)?{_ADV}\s+{_V}", "clause"),
+    (("i won",), rf"'?t(?:(?:\s+be\s+able\s+to)?{_ADV}\s+{_V}|\s+be\s+{_V_ING})", "clause"),
     (("i will ",), rf"not(?:\s+be\s+able\s+to)?{_ADV}\s+{_V}", "clause"),
     (
         _IM,
@@ -180,18 +196,24 @@ _SPECS: tuple[tuple[tuple[str, ...], str, _Where], ...] = (
         rf"(?:not\s+able|unable|not\s+in\s+a\s+position)\s+to{_ADV}\s+{_V}",
         "clause",
     ),
-    (_IM, rf"not\s+(?:going\s+to|gonna)\s+{_V}", "clause"),
+    (_IM, rf"not\s+(?:going\s+to|gonna)\s+(?:be\s+able\s+to\s+)?{_V}", "clause"),
     (_IM, r"not\s+(?:allowed|permitted|authori[sz]ed)\s+to\b", "clause"),
-    (_IM, r"(?:not\s+|un)comfortable\b", "clause"),
+    (_IM, rf"not\s+(?:programmed|designed|built|trained)\s+to\s+{_V}", "clause"),
+    (_IM, rf"not\s+{_V_ING}\s+{_THAT_END}", "clause"),
+    (_IM, rf"(?:not\s+|un){_COMFORTABLE}", "clause"),
     (
         (*_IM, "i will ", "i'll ", "i must ", "i have to ", "i need to "),
         r"(?:going\s+to\s+|gonna\s+)?(?:have\s+to\s+)?(?:respectfully\s+|politely\s+)?"
-        r"(?:decline\b|pass\s+on\s+(?:this|that)\b)",
+        r"(?:decline\b|pass\s+on\s+(?:this|that)\b|say\s+no\b|sit\s+(?:this|that)\s+one\s+out\b)",
         "clause",
     ),
     (("i decline", "i respectfully decline", "i politely decline"), r"\b", "clause"),
-    (("i refuse ",), rf"to\s+{_V}", "clause"),
-    (("i must ", "i will ", "i have to "), rf"refuse\s+to\s+{_V}", "clause"),
+    (("i refuse ",), rf"(?:to\s+{_V}|(?:this|that|your)\s+request)", "clause"),
+    (
+        ("i must ", "i will ", "i have to "),
+        rf"refuse\s+(?:to\s+{_V}|(?:this|that|your)\s+request)",
+        "clause",
+    ),
     (("i'd ",), rf"(?:rather|prefer)\s+not(?:\s+to)?\s+{_V}", "clause"),
     (
         ("i would",),
@@ -203,7 +225,14 @@ _SPECS: tuple[tuple[tuple[str, ...], str, _Where], ...] = (
     (
         ("i do",),
         rf"{_NOT}\s+(?:think\s+(?:that\s+)?i\s+(?:should|can|could)\s+{_V}"
-        rf"|feel\s+comfortable\b|have\s+{_CAPABILITY})",
+        rf"|think\s+(?:that'?s|this\s+is|it'?s)\s+(?:something|a\s+request|a\s+question)"
+        rf"\s+(?:that\s+)?i\s+(?:should|can|could)\s+{_V}"
+        rf"|feel\s+{_COMFORTABLE}|have\s+{_CAPABILITY}"
+        # A standing rule, "I don't provide instructions for...": fewer verbs than _V,
+        # since "I don't remember" or "I don't recommend" are not refusals.
+        r"|(?:provide|engage|create|generate|write|produce|assist|facilitate|condone|disclose"
+        r"|discuss|share|give\s+(?:out|advice|instructions)|help\s+(?:with|people|anyone)"
+        r"|answer\s+questions)\b)",
         "clause",
     ),
     (("i lack ",), _CAPABILITY, "clause"),
@@ -222,7 +251,8 @@ _SPECS: tuple[tuple[tuple[str, ...], str, _Where], ...] = (
         r"|beliefs?|experiences?)))",
         "clause",
     ),
-    # "Sorry, can't help with that one!"
+    # "Sorry, can't help with that one!", "not gonna help with that"
+    (("not gonna ", "not going to "), rf"(?:be\s+able\s+to\s+)?{_V}", "clause"),
     (
         ("can't help", "cant help", "cannot help", "can't assist", "cannot assist"),
         r"\s+(?:with|you)\b",
@@ -233,9 +263,20 @@ _SPECS: tuple[tuple[tuple[str, ...], str, _Where], ...] = (
     (
         ("something",),
         r"(?:(?<=(?:n't|not|snt) something)|(?<=(?:n't|not|snt) really something))"
-        r"\s+(?:that\s+)?i(?:\s+can|\s+am\s+able|'m\s+able|\s+will|'ll|\s+could|'m\s+allowed)\b",
+        r"\s+(?:that\s+)?i(?:\s+can|\s+will|'ll|\s+could"
+        r"|(?:'m|\s+am)\s+(?:able|allowed|permitted|comfortable))\b",
         "word",
     ),
+    # "a request I can't fulfill", "something I'm unable to help with".
+    (
+        ("something", "request", "question", "topic", "task"),
+        rf"\s+(?:that\s+)?i\s+(?:can{_CANT}|won'?t|will\s+not|(?:should|could){_NOT}"
+        rf"|(?:'m|\s+am)\s+(?:not\s+able|unable|not\s+(?:allowed|permitted))\s+to)"
+        rf"{_ADV}\s+{_V}",
+        "word",
+    ),
+    (("off-limits", "off limits"), r"\s+for\s+me\b", "word"),
+    (("hard no",), r"\b(?!-)", "word"),
     (
         ("outside ",),
         r"(?:of\s+)?(?:what\s+i\b|the\s+scope\s+of\s+what\s+i\b"
@@ -278,58 +319,84 @@ def _pattern(heads: Sequence[str], tail: str) -> str:
 DEFAULT_PATTERNS: tuple[str, ...] = tuple(_pattern(heads, tail) for heads, tail, _ in _SPECS)
 
 
-def _trie_regex(words: Iterable[str]) -> str:
-    """One regex matching any of ``words``, factored by shared prefixes.
+_Trie: TypeAlias = "dict[str, _Trie]"
 
-    ``re`` tries alternatives one by one; a trie makes each step a single-character
-    choice, and its top level lets ``re`` skip ahead to the possible first characters.
+
+def _trie_regex(words: Mapping[str, str]) -> tuple[str, list[str]]:
+    """One regex matching any key of ``words`` followed by its value (a regex).
+
+    The keys are factored by shared prefixes: ``re`` tries alternatives one by one, and
+    a trie makes each step a choice on one character. No key may be a prefix of another.
+    Also returns the keys in the order the regex spells them out.
     """
-    trie: dict[str, dict[str, object]] = {}
+    trie: _Trie = {}
     for word in words:
         node = trie
         for char in word:
-            node = node.setdefault(char, {})  # type: ignore[assignment]
-        node[""] = {}
+            node = node.setdefault(char, {})
+    order: list[str] = []
 
-    def emit(node: dict[str, object]) -> str:
-        alternatives = [
-            re.escape(char) + emit(child)  # type: ignore[arg-type]
-            for char, child in sorted(node.items())
-            if char
-        ]
-        if not alternatives:
-            return ""
-        body = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
-        return f"(?:{body})?" if "" in node else body
+    def emit(node: _Trie, prefix: str) -> str:
+        if not node:
+            order.append(prefix)
+            return words[prefix]
+        alternatives = [re.escape(char) + emit(child, prefix + char) for char, child in sorted(node.items())]
+        return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
 
-    return emit(trie)
+    return emit(trie, ""), order
 
 
-# Which full patterns to try where the trigger saw a given head.
+# Per head: the tails that may follow it, and the full patterns to tell apart on a hit.
+_TAILS: dict[str, list[str]] = {}
 _BY_HEAD: dict[str, list[tuple[re.Pattern[str], _Where]]] = {}
 for _heads, _tail, _where in _SPECS:
+    # No capturing groups in the tails: _SEARCH numbers one group per head (tested).
     _compiled = re.compile(_pattern(_heads, _tail))
     for _head in _heads:
+        _TAILS.setdefault(_head, []).append(_tail)
         _BY_HEAD.setdefault(_head, []).append((_compiled, _where))
-# The leading space gives the trigger a literal prefix: re then jumps from space to space
+
+# The leading space gives the search a literal prefix: re then jumps from space to space
 # in C (2-3 µs over 400 characters) instead of trying the heads at every letter that
 # starts one (8 µs). detect() prepends a space and blanks newlines, tabs and markdown
 # asterisks in the text it scans, so a head at the start, after a line break or inside
 # **bold** still follows a space.
-_TRIGGER = re.compile(" " + _trie_regex(_BY_HEAD))
-del _heads, _tail, _where, _compiled, _head
+_search, _order = _trie_regex({head: "(" + "|".join(f"(?:{t})" for t in tails) + ")" for head, tails in _TAILS.items()})
+_SEARCH = re.compile(" " + _search)
+# Group i of _SEARCH wraps the tails of _GROUP_HEADS[i], so m.lastindex names the head.
+_GROUP_HEADS: tuple[str, ...] = ("", *_order)
+del _heads, _tail, _where, _compiled, _head, _search, _order
+
+# "I can't access the internet, but based on my training data..." and "I don't have
+# access to your calendar, but here's a template" state a limit and then answer. Only
+# capability claims get this reading: "I can't write that, but here's an outline" still
+# declines what was asked.
+_CAPABILITY_WORDS = frozenset(
+    (
+        *("access", "browse", "browsing", "real-time", "realtime", "internet", "web", "see"),
+        *("view", "open", "look", "check", "remember", "ability", "capability", "capabilities"),
+    )
+)
+_ANSWER_FOLLOWS = re.compile(
+    r"[^.!?\n]*?,?\s+but\s+(?:here(?:'s|\s+is|\s+are)|based\s+on|as\s+of|according\s+to"
+    r"|generally|typically|usually|in\s+general|from\s+what|my\s+(?:training|knowledge)"
+    r"|i\s+can\s+(?:tell|give|share|suggest|explain|walk|offer))"
+)
 
 # Words after which a new clause may start without punctuation ("but I can't",
 # "I'm afraid I can't", "Unfortunately I'm unable").
 _CLAUSE_WORDS = frozenset(
-    "but however so and though although afraid unfortunately sadly regrettably sorry "
-    "apologies apologize honestly still yet then now hmm well ok okay no nah hey oh ah lol "
-    "ugh yes yeah alas".split()
+    (
+        *("but", "however", "so", "and", "though", "although", "yet", "still", "then", "now"),
+        *("afraid", "unfortunately", "sadly", "regrettably", "alas", "honestly"),
+        *("sorry", "apologies", "apologize", "hmm", "well", "ok", "okay", "yes", "yeah"),
+        *("no", "nah", "hey", "oh", "ah", "lol", "ugh"),
+    )
 )
 _CLAUSE_PUNCT = frozenset(".!?;:,()[]—–…")
 _SKIP_BEFORE = frozenset(" \t\r*_>#-")  # spaces and markdown (bold, quote, bullet) markers
 
-# Keywords start after a space (see _TRIGGER for why a literal space); run on matches only.
+# Keywords start after a space (see _SEARCH for why a literal space); run on matches only.
 _CATEGORY_RE = re.compile(
     r" (?:"
     r"(?P<unsafe>illegal\w*|unlawful|harm(?:ful|s|ing)?\b|hurt(?:ing)?\s+(?:yourself|someone"
@@ -408,9 +475,7 @@ class RefusalDetector:
 
     __slots__ = ("_builtin", "_custom", "_custom_parts")
 
-    def __init__(
-        self, patterns: Sequence[str] | None = None, *, extra_patterns: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, patterns: Sequence[str] | None = None, *, extra_patterns: Sequence[str] = ()) -> None:
         self._builtin = patterns is None
         self._custom_parts = (
             *_compile_custom(patterns, "patterns"),
@@ -462,8 +527,7 @@ def _compile_custom(patterns: Sequence[str] | None, option: str) -> list[re.Patt
             compiled.append(re.compile(pattern, re.IGNORECASE))
         except re.error as exc:
             raise ConfigError(
-                f"refusal_patterns: {pattern!r} in {option} is not a valid regular "
-                f"expression ({exc}); fix or remove it"
+                f"refusal_patterns: {pattern!r} in {option} is not a valid regular expression ({exc}); fix or remove it"
             ) from exc
     return compiled
 
@@ -490,23 +554,25 @@ def _blank(lowered: str) -> str:
 
 
 def _search_builtin(lowered: str, scan: str) -> str | None:
+    # Patterns match on `scan` so "I'm\nnot able" still fits the literal "i'm " head; the
+    # clause and caveat rules read `lowered`, where line breaks are still visible.
     pos = 0
-    while (trigger := _TRIGGER.search(scan, pos)) is not None:
-        start = trigger.start() + 1  # past the space
-        for pattern, where in _BY_HEAD[trigger.group()[1:]]:
+    while (hit := _SEARCH.search(scan, pos)) is not None:
+        start = hit.start() + 1  # past the space
+        for pattern, where in _BY_HEAD.get(_GROUP_HEADS[hit.lastindex or 0], ()):
+            m = pattern.match(scan, start)
             if (
-                pattern.match(lowered, start)
+                m is not None
                 and _sits_right(lowered, start, where)
                 and not _inside_quotes(lowered, start)
+                and not _is_caveat(lowered, m)
             ):
                 return pattern.pattern
         pos = start
     return None
 
 
-def _search_custom(
-    combined: re.Pattern[str] | None, parts: Sequence[re.Pattern[str]], window: str
-) -> str | None:
+def _search_custom(combined: re.Pattern[str] | None, parts: Sequence[re.Pattern[str]], window: str) -> str | None:
     if combined is not None:
         m = combined.search(window)
         if m is None:
@@ -536,6 +602,10 @@ def _sits_right(text: str, start: int, where: _Where) -> bool:
     while k and text[k - 1].isalpha():
         k -= 1
     return text[k:j] in _CLAUSE_WORDS
+
+
+def _is_caveat(text: str, m: re.Match[str]) -> bool:
+    return not _CAPABILITY_WORDS.isdisjoint(m.group().split()) and _ANSWER_FOLLOWS.match(text, m.end()) is not None
 
 
 def _inside_quotes(text: str, start: int) -> bool:

@@ -66,10 +66,12 @@ _FAIL = 0.0
 _QUOTE = 30
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _quote(text: str, limit: int = _QUOTE) -> str:
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return repr(text)
+    return repr(_clip(text, limit))
 
 
 def _passed(reason: str) -> CheckResult:
@@ -97,10 +99,7 @@ def _needle(value: object, factory: str) -> str:
 
 def _non_negative_int(value: object, factory: str, arg: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(
-            f"check.{factory}({arg}): {arg} must be an int >= 0 (a number of characters), "
-            f"got {value!r}"
-        )
+        raise ConfigError(f"check.{factory}({arg}): {arg} must be an int >= 0 (a number of characters), got {value!r}")
     return value
 
 
@@ -111,9 +110,7 @@ def _is_finite_number(value: object) -> TypeGuard[float]:
 
 def _non_negative_number(value: object, factory: str, arg: str, unit: str) -> float:
     if not _is_finite_number(value) or value < 0:
-        raise ConfigError(
-            f"check.{factory}({arg}): {arg} must be a finite number >= 0 ({unit}), got {value!r}"
-        )
+        raise ConfigError(f"check.{factory}({arg}): {arg} must be a finite number >= 0 ({unit}), got {value!r}")
     return float(value)
 
 
@@ -276,13 +273,9 @@ def regex(p: str | re.Pattern[str], *, name: str | None = None) -> Check:
         try:
             pattern = re.compile(p)
         except re.error as exc:
-            raise ConfigError(
-                f"check.regex(p): p is not a valid regular expression: {exc}"
-            ) from None
+            raise ConfigError(f"check.regex(p): p is not a valid regular expression: {exc}") from None
     else:
-        raise ConfigError(
-            f"check.regex(p): p must be a str or a compiled re.Pattern, got {type(p).__name__}"
-        )
+        raise ConfigError(f"check.regex(p): p must be a str or a compiled re.Pattern, got {type(p).__name__}")
     return _Regex(_name(name, "regex"), pattern)
 
 
@@ -315,6 +308,9 @@ def is_json(*, name: str | None = None) -> Check:
     return _IsJson(_name(name, "is_json"))
 
 
+_MAX_SCHEMA_MESSAGE = 60
+
+
 class _JsonSchema(Check):
     __slots__ = ("_best_match", "_ok", "_validator")
 
@@ -333,11 +329,13 @@ class _JsonSchema(Check):
         error = self._best_match(self._validator.iter_errors(instance))
         if error is None:
             return self._ok
-        # The message may quote the offending value, i.e. part of the output: keep it short.
+        # The message quotes the offending value, i.e. part of the output. A long one is
+        # replaced by the keyword that failed, which quotes only the schema.
         message = str(error.message)
-        if len(message) > 60:
-            message = message[:59] + "…"
-        return _failed(f"at {error.json_path}: {message}")
+        if len(message) > _MAX_SCHEMA_MESSAGE:
+            message = f"value fails {error.validator}={_clip(repr(error.validator_value), 40)}"
+        # The path names the output's keys: clip it too.
+        return _failed(f"at {_clip(str(error.json_path), 40)}: {message}")
 
 
 def json_schema(schema: Mapping[str, Any] | bool, *, name: str | None = None) -> Check:
@@ -354,16 +352,13 @@ def json_schema(schema: Mapping[str, Any] | bool, *, name: str | None = None) ->
     """
     if not isinstance(schema, (Mapping, bool)):
         raise ConfigError(
-            f"check.json_schema(schema): schema must be a dict (a JSON Schema), "
-            f"got {type(schema).__name__}"
+            f"check.json_schema(schema): schema must be a dict (a JSON Schema), got {type(schema).__name__}"
         )
     try:
         validators = importlib.import_module("jsonschema.validators")
         exceptions = importlib.import_module("jsonschema.exceptions")
     except ImportError:
-        raise ConfigError(
-            "check.json_schema needs the jsonschema package: pip install jsonschema"
-        ) from None
+        raise ConfigError("check.json_schema needs the jsonschema package: pip install jsonschema") from None
     cls = validators.validator_for(schema, default=None)
     if cls is None:
         if isinstance(schema, Mapping) and "$schema" in schema:
@@ -377,8 +372,7 @@ def json_schema(schema: Mapping[str, Any] | bool, *, name: str | None = None) ->
         cls.check_schema(schema)
     except exceptions.SchemaError as exc:
         raise ConfigError(
-            f"check.json_schema(schema): schema is not a valid JSON Schema: "
-            f"at {exc.json_path}: {exc.message}"
+            f"check.json_schema(schema): schema is not a valid JSON Schema: at {exc.json_path}: {exc.message}"
         ) from None
     return _JsonSchema(_name(name, "json_schema"), cls(schema), exceptions.best_match)
 
@@ -465,9 +459,7 @@ class _MaxCost(Check):
         if cost is None:
             # Neither pass nor fail: an unknown price must not look like a cheap call.
             model = "(no model reported)" if ctx.model is None else repr(ctx.model)
-            raise LookupError(
-                f"cost unknown for model {model}; add a price override to check its cost"
-            )
+            raise LookupError(f"cost unknown for model {model}; add a price override to check its cost")
         if cost <= self._limit:
             return _passed(f"cost ${cost:.6g} <= ${self._limit:g}")
         return _failed(f"cost ${cost:.6g} > ${self._limit:g}")
@@ -510,9 +502,7 @@ def not_refusal(*, name: str | None = None) -> Check:
 class _Custom(Check):
     __slots__ = ("_fn", "_threshold", "_with_ctx")
 
-    def __init__(
-        self, name: str, fn: Callable[..., object], with_ctx: bool, threshold: float
-    ) -> None:
+    def __init__(self, name: str, fn: Callable[..., object], with_ctx: bool, threshold: float) -> None:
         super().__init__(name)
         self._fn = fn
         self._with_ctx = with_ctx
@@ -527,23 +517,17 @@ class _Custom(Check):
         if isinstance(value, tuple):
             if len(value) == 2 and isinstance(value[0], bool) and isinstance(value[1], str):
                 return CheckResult(value[0], _PASS if value[0] else _FAIL, value[1])
-            raise TypeError(
-                f"custom check {self.name!r} returned a tuple; expected (bool, reason: str)"
-            )
+            raise TypeError(f"custom check {self.name!r} returned a tuple; expected (bool, reason: str)")
         if isinstance(value, numbers.Real):
             score = float(value)
             if not math.isfinite(score):
                 raise ValueError(f"custom check {self.name!r} returned a non-finite score")
             op = ">=" if score >= self._threshold else "<"
-            return CheckResult(
-                score >= self._threshold, score, f"score {score:.4g} {op} {self._threshold:g}"
-            )
+            return CheckResult(score >= self._threshold, score, f"score {score:.4g} {op} {self._threshold:g}")
         if inspect.isawaitable(value):
             if inspect.iscoroutine(value):
                 value.close()  # never awaited: close it so Python does not warn
-            raise TypeError(
-                f"custom check {self.name!r} returned an awaitable; async is unsupported"
-            )
+            raise TypeError(f"custom check {self.name!r} returned an awaitable; async is unsupported")
         raise TypeError(
             f"custom check {self.name!r} returned {type(value).__name__}; expected bool, "
             f"a number, CheckResult or (bool, reason)"
@@ -554,9 +538,7 @@ def _is_async(fn: Callable[..., object]) -> bool:
     if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
         return True
     call = getattr(type(fn), "__call__", None)  # noqa: B004 - the class's __call__, not callable()
-    return call is not None and (
-        inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
-    )
+    return call is not None and (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call))
 
 
 def _wants_ctx(fn: Callable[..., object]) -> bool:
@@ -566,16 +548,12 @@ def _wants_ctx(fn: Callable[..., object]) -> bool:
     except (TypeError, ValueError):  # some builtins have no signature: call with one arg
         return False
     positional = [
-        p
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        p for p in params if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
     var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
     required = [p.name for p in positional if p.default is inspect.Parameter.empty]
     keyword_only = [
-        p.name
-        for p in params
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+        p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
     ]
     if keyword_only or len(required) > 2 or not (positional or var_positional):
         raise ConfigError(
@@ -606,9 +584,7 @@ def custom(
         check.custom(readability_score, threshold=0.7)
     """
     if isinstance(fn, Check):
-        raise ConfigError(
-            f"check.custom(fn): fn is already a Check ({fn.name!r}); pass it directly"
-        )
+        raise ConfigError(f"check.custom(fn): fn is already a Check ({fn.name!r}); pass it directly")
     if not callable(fn):
         raise ConfigError(f"check.custom(fn): fn must be a function, got {type(fn).__name__}")
     if _is_async(fn):
@@ -617,9 +593,7 @@ def custom(
             "every call); pass a plain function"
         )
     if not _is_finite_number(threshold):
-        raise ConfigError(
-            f"check.custom(threshold): threshold must be a finite number, got {threshold!r}"
-        )
+        raise ConfigError(f"check.custom(threshold): threshold must be a finite number, got {threshold!r}")
     if name is None:
         default = getattr(fn, "__name__", None)
         name = default if isinstance(default, str) and default.isidentifier() else "custom"

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = dict.fromkeys(
         "export_interval",
         "export_timeout",
         "max_content_chars",
+        "compression",
     )
 )
 
@@ -100,6 +101,7 @@ def test_otel_standard_variables_are_honoured() -> None:
         ({"service": "s"}, {"LLMPULSE_CAPTURE_CONTENT": "maybe"}, "LLMPULSE_CAPTURE_CONTENT"),
         ({"service": "s", "capture_content": "yes"}, {}, "capture_content"),
         ({"service": "s", "protocol": "grpc"}, {}, "protocol"),
+        ({"service": "s"}, {"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, "compression"),
         ({"service": "s", "max_queue_size": 0}, {}, "max_queue_size"),
         ({"service": "s", "max_queue_size": 2.5}, {}, "max_queue_size"),
         ({"service": "s", "redact": "yes"}, {}, "redact"),

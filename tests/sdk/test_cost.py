@@ -72,10 +72,7 @@ def test_anthropic_cache_read_and_write_are_priced_once_at_their_rates() -> None
     got = book.cost("anthropic", "claude-sonnet-4-5", inp, out, read, write)
 
     expected = (
-        uncached * SONNET_45_IN
-        + read * SONNET_45_CACHE_READ
-        + write * SONNET_45_CACHE_WRITE
-        + out * SONNET_45_OUT
+        uncached * SONNET_45_IN + read * SONNET_45_CACHE_READ + write * SONNET_45_CACHE_WRITE + out * SONNET_45_OUT
     ) / 1e6
     assert got == pytest.approx(expected, rel=1e-12)
     # All-cached input costs the cache rate only, never input + cache.
@@ -101,9 +98,7 @@ def test_cached_counts_larger_than_input_never_go_negative() -> None:
         ("anthropic", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"),
     ],
 )
-def test_dated_snapshots_price_like_their_model(
-    provider: str | None, snapshot: str, base: str
-) -> None:
+def test_dated_snapshots_price_like_their_model(provider: str | None, snapshot: str, base: str) -> None:
     book = PriceBook()
     price = book.unit_price(provider, snapshot)
     assert price is not None
@@ -137,9 +132,7 @@ def test_a_snapshot_with_its_own_price_is_not_folded_into_the_alias() -> None:
         ("OpenAI", "GPT-4o", "openai"),
     ],
 )
-def test_otel_provider_names_map_to_genai_prices_providers(
-    otel_provider: str, model: str, genai_provider: str
-) -> None:
+def test_otel_provider_names_map_to_genai_prices_providers(otel_provider: str, model: str, genai_provider: str) -> None:
     book = PriceBook()
     price = book.unit_price(otel_provider, model)
     assert price is not None
@@ -164,9 +157,7 @@ def test_provider_prefixed_model_names() -> None:
     gpt_4o = book.unit_price("openai", "gpt-4o")
     assert book.unit_price(None, "openai/gpt-4o") == gpt_4o
     assert book.unit_price("openai", "openai/gpt-4o") == gpt_4o
-    assert book.unit_price(None, "models/gemini-2.5-pro") == book.unit_price(
-        "google", "gemini-2.5-pro"
-    )
+    assert book.unit_price(None, "models/gemini-2.5-pro") == book.unit_price("google", "gemini-2.5-pro")
 
 
 def test_per_request_fees_are_not_token_prices() -> None:
@@ -271,9 +262,7 @@ def test_provider_scoped_override_applies_to_that_provider_only() -> None:
         ({"m12": ModelPrice(input=1.0, output=2.0, cache_write=float("nan"))}, "m12"),
     ],
 )
-def test_invalid_overrides_raise_config_error_naming_prices_and_model(
-    overrides: Any, model: str
-) -> None:
+def test_invalid_overrides_raise_config_error_naming_prices_and_model(overrides: Any, model: str) -> None:
     with pytest.raises(ConfigError) as info:
         PriceBook(overrides)
     message = str(info.value)
@@ -320,9 +309,7 @@ def test_misses_are_cached_too(calc_calls: list[str]) -> None:
     assert len(calc_calls) == lookups
 
 
-def test_time_dependent_prices_are_re_derived(
-    calc_calls: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_time_dependent_prices_are_re_derived(calc_calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     # DeepSeek's chat model has off-peak prices: its cache entry expires, gpt-4o's never does.
     monkeypatch.setattr(cost_module, "_REFRESH_CONDITIONAL_S", -1.0)
     book = PriceBook()
@@ -346,9 +333,7 @@ def test_cache_size_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(book._cache) == 3
 
 
-def test_thread_safety_many_threads_same_results(
-    calc_calls: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_thread_safety_many_threads_same_results(calc_calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     models = [
         ("openai", "gpt-4o"),
         ("openai", "gpt-4o-mini-2024-07-18"),

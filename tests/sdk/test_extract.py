@@ -24,15 +24,10 @@ from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionMessage
 from openai.types.responses import Response
 
-from llmpulse._extract import (
-    Extracted,
-    extract_response,
-    extract_stream,
-    input_messages,
-    output_messages,
-    request_model,
-)
+from llmpulse._extract import Extracted, extract_response
+from llmpulse._messages import input_messages, output_messages, request_model
 from llmpulse._stats import stats
+from llmpulse._stream import extract_stream
 
 # -- harness --------------------------------------------------------------------------------
 
@@ -99,9 +94,7 @@ def stream_forms(chunks: list[Any]) -> list[list[object]]:
 # -- OpenAI Chat Completions ----------------------------------------------------------------
 
 
-def chat_payload(
-    choices: list[dict[str, Any]], usage: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def chat_payload(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "id": "chatcmpl-abc",
         "object": "chat.completion",
@@ -223,9 +216,7 @@ def test_chat_completion_several_choices(form: str) -> None:
 
 def test_chat_message_in_a_list_of_parts() -> None:
     # Some OpenAI-compatible servers answer with content parts instead of a string.
-    payload = chat_payload(
-        [choice({"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})]
-    )
+    payload = chat_payload([choice({"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})])
     assert extract_response(payload).output_text == "ab"
 
 
@@ -332,9 +323,7 @@ def test_responses_text_and_usage(form: str) -> None:
 
 def test_responses_text_matches_the_library_property() -> None:
     obj = Response.model_validate(
-        response_payload(
-            [message_item(output_text("a"), output_text("b")), message_item(output_text("c"))]
-        )
+        response_payload([message_item(output_text("a"), output_text("b")), message_item(output_text("c"))])
     )
     assert extract_response(obj).output_text == obj.output_text == "abc"
 
@@ -384,12 +373,8 @@ def test_responses_refusal(form: str) -> None:
         ("queued", None, []),
     ],
 )
-def test_responses_status_as_finish_reason(
-    status: str, incomplete: str | None, reasons: list[str]
-) -> None:
-    payload = response_payload(
-        [message_item(output_text("partial"))], status=status, incomplete=incomplete
-    )
+def test_responses_status_as_finish_reason(status: str, incomplete: str | None, reasons: list[str]) -> None:
+    payload = response_payload([message_item(output_text("partial"))], status=status, incomplete=incomplete)
     for form in FORMS:
         ex = extract_response(as_form(Response, payload, form))
         assert ex.finish_reasons == reasons
@@ -400,9 +385,7 @@ def test_responses_status_as_finish_reason(
 # -- Anthropic Messages ---------------------------------------------------------------------
 
 
-def anthropic_payload(
-    content: list[dict[str, Any]], stop: str | None = "end_turn", **usage: Any
-) -> dict[str, Any]:
+def anthropic_payload(content: list[dict[str, Any]], stop: str | None = "end_turn", **usage: Any) -> dict[str, Any]:
     return {
         "id": "msg_01",
         "type": "message",
@@ -468,9 +451,7 @@ def test_anthropic_tool_use(form: str) -> None:
         stop="tool_use",
     )
     ex = extract_response(as_form(Message, payload, form))
-    assert ex.tool_calls == [
-        {"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}}
-    ]
+    assert ex.tool_calls == [{"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}}]
     assert ex.finish_reasons == ["tool_use"]
     assert ex.output_text == "Let me check."
     assert ex.refusal is False
@@ -714,9 +695,7 @@ def responses_events(final: dict[str, Any] | None, *deltas: dict[str, Any]) -> l
 
 
 def test_responses_stream_uses_the_final_response() -> None:
-    final = response_payload(
-        [REASONING_ITEM, message_item(output_text("Hello world."))], usage=RESPONSES_USAGE
-    )
+    final = response_payload([REASONING_ITEM, message_item(output_text("Hello world."))], usage=RESPONSES_USAGE)
     events = responses_stream(responses_events(final, text_delta("Hello "), text_delta("world.")))
     assert type(events[-1]).__name__ == "ResponseCompletedEvent"
     for form in stream_forms(events):
@@ -794,9 +773,7 @@ def test_responses_stream_function_call_without_final() -> None:
     added = {"type": "response.output_item.added", "output_index": 0, "item": item}
     events = responses_stream(responses_events(None, added, *args))
     for form in stream_forms(events):
-        assert extract_stream(form).tool_calls == [
-            {"id": "call_7", "name": "lookup", "arguments": {"q": "llm"}}
-        ]
+        assert extract_stream(form).tool_calls == [{"id": "call_7", "name": "lookup", "arguments": {"q": "llm"}}]
     done = {
         "type": "response.output_item.done",
         "output_index": 0,
@@ -804,9 +781,7 @@ def test_responses_stream_function_call_without_final() -> None:
     }
     events = responses_stream(responses_events(None, added, *args, done))
     for form in stream_forms(events):
-        assert extract_stream(form).tool_calls == [
-            {"id": "call_7", "name": "lookup", "arguments": {"q": "final"}}
-        ]
+        assert extract_stream(form).tool_calls == [{"id": "call_7", "name": "lookup", "arguments": {"q": "final"}}]
 
 
 # -- Anthropic streams ----------------------------------------------------------------------
@@ -909,9 +884,7 @@ ANTHROPIC_STREAM_EXPECTED = Extracted(
 
 
 def test_anthropic_raw_stream() -> None:
-    events = anthropic_events(
-        "tool_use", blocks=[THINKING_BLOCK, TEXT_BLOCK, TOOL_BLOCK, EMPTY_TOOL_BLOCK]
-    )
+    events = anthropic_events("tool_use", blocks=[THINKING_BLOCK, TEXT_BLOCK, TOOL_BLOCK, EMPTY_TOOL_BLOCK])
     chunks = anthropic_raw(events)
     assert type(chunks[0]).__name__ == "RawMessageStartEvent"
     for form in stream_forms(chunks):
@@ -919,9 +892,7 @@ def test_anthropic_raw_stream() -> None:
 
 
 def test_anthropic_helper_stream_counts_text_once() -> None:
-    events = anthropic_events(
-        "tool_use", blocks=[THINKING_BLOCK, TEXT_BLOCK, TOOL_BLOCK, EMPTY_TOOL_BLOCK]
-    )
+    events = anthropic_events("tool_use", blocks=[THINKING_BLOCK, TEXT_BLOCK, TOOL_BLOCK, EMPTY_TOOL_BLOCK])
     chunks = anthropic_helper(events)
     kinds = [c.type for c in chunks]
     assert "text" in kinds  # TextEvents repeat every text_delta
@@ -991,8 +962,7 @@ def test_empty_stream() -> None:
 # -- input messages -------------------------------------------------------------------------
 
 PNG = (  # a 1x1 PNG, base64
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
 
 
@@ -1468,20 +1438,13 @@ class HostileEq(str):
     __hash__ = str.__hash__
 
 
-def test_guard_swallows_counts_and_logs(
-    caplog: pytest.LogCaptureFixture, expect_sdk_errors: None
-) -> None:
+def test_guard_swallows_counts_and_logs(caplog: pytest.LogCaptureFixture, expect_sdk_errors: None) -> None:
     before = stats.get("extract_errors")
     hostile = {"id": "resp_1", "model": "gpt-5", "output": [{"type": HostileEq("message")}]}
     # What was read before the failure is kept.
     assert extract_response(hostile) == Extracted(response_model="gpt-5", response_id="resp_1")
     assert extract_stream(["a", {"type": HostileEq("x")}]) == Extracted()
-    assert (
-        input_messages(
-            (), {"messages": [{"role": "user", "content": [{"type": HostileEq("text")}]}]}
-        )
-        is None
-    )
+    assert input_messages((), {"messages": [{"role": "user", "content": [{"type": HostileEq("text")}]}]}) is None
     assert stats.get("extract_errors") - before == 3
     assert sum("could not read" in r.getMessage() for r in caplog.records) == 3
     assert all(r.levelno == logging.DEBUG for r in caplog.records)
@@ -1495,13 +1458,6 @@ def test_the_module_never_imports_provider_libraries() -> None:
 
     tree = ast.parse(inspect.getsource(llmpulse._extract))
     imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        (node.module or "").split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-    }
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    } | {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not imported & {"openai", "anthropic", "pydantic"}

@@ -26,7 +26,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse._exceptions import ConfigError
-from llmpulse._otlp import JsonEncoder, ProtobufEncoder, make_encoder
+from llmpulse._otlp import ProtobufEncoder, make_encoder
+from llmpulse._otlp_json import JsonEncoder
 from llmpulse._span import (
     KIND_CLIENT,
     KIND_INTERNAL,
@@ -125,7 +126,7 @@ def decode(body: bytes) -> ExportTraceServiceRequest:
 def only_spans(req: ExportTraceServiceRequest) -> Sequence[Span]:
     assert len(req.resource_spans) == 1
     assert len(req.resource_spans[0].scope_spans) == 1
-    return req.resource_spans[0].scope_spans[0].spans  # type: ignore[no-any-return]
+    return req.resource_spans[0].scope_spans[0].spans
 
 
 def json_to_proto(body: bytes) -> ExportTraceServiceRequest:
@@ -261,7 +262,7 @@ def expected_for_unprintable(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_protobuf_span_fields() -> None:
-    ev_attrs = {
+    ev_attrs: dict[str, Any] = {
         "gen_ai.evaluation.name": "is_json",
         "gen_ai.evaluation.score.value": 1.0,
         "gen_ai.evaluation.score.label": "pass",
@@ -395,21 +396,30 @@ def test_protobuf_many_spans_and_big_lengths() -> None:
         assert_span(got, s)
 
 
-def test_protobuf_caches_never_confuse_values() -> None:
-    """The per-key caches: bool vs int vs str of the same key, alternating values, a key
-    set larger than the cache bound, and more distinct values than it keeps per key."""
-    enc = ProtobufEncoder({}, *SCOPE)
-    values: list[Any] = [True, 1, "1", 1.0, "True", False, 0, "", 0.0, -0.0, [1], [True]]
-    values += [f"v{i}" for i in range(100)] + ["v1", "v2", True]
-    spans = [
-        make_span(span_id=i + 1, attributes={"k": v, f"key{i}": v}) for i, v in enumerate(values)
-    ]
-    for _ in range(2):  # a second pass runs entirely on warm caches
-        for got, s in zip(only_spans(decode(enc.encode(spans))), spans, strict=True):
+# Values that compare equal (or hash alike) across types, the trap for any value cache.
+LOOKALIKES: list[Any] = [
+    *(True, 1, "1", 1.0, "True", False, 0, "", 0.0, -0.0, "0"),
+    *([1], [True], ["1"], ("1",), [1.0], [], (), [[1]], [[True]], ["1", 1], [b"1"], b"1"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["protobuf", "json"])
+def test_caches_never_confuse_values(fmt: str) -> None:
+    """The per-key value caches: lookalike values under one key, alternating values, more
+    distinct values than a key keeps, and more keys than the cache holds."""
+    pb = ProtobufEncoder({}, *SCOPE)
+    js = JsonEncoder({}, *SCOPE)
+    values = LOOKALIKES + LOOKALIKES[::-1] + [f"v{i}" for i in range(100)] + ["v1", "v2", True]
+    spans = [make_span(span_id=i + 1, attributes={"k": v, f"key{i}": v}) for i, v in enumerate(values)]
+    spans += [make_span(attributes={f"k{i}.{j}": j for j in range(100)}) for i in range(30)]
+    for ev_value in LOOKALIKES:
+        spans[0].events.append(SpanEvent("e", T0, {"k": ev_value}))
+    for _ in range(2):  # the second pass runs on warm caches
+        pb_body = pb.encode(spans)
+        for got, s in zip(only_spans(decode(pb_body)), spans, strict=True):
             assert_span(got, s)
-    many_keys = [make_span(attributes={f"k{i}.{j}": j for j in range(100)}) for i in range(30)]
-    for got, s in zip(only_spans(decode(enc.encode(many_keys))), many_keys, strict=True):
-        assert_span(got, s)
+        if fmt == "json":
+            assert same_request(js.encode(spans), pb_body)
 
 
 def test_protobuf_surrogates_everywhere() -> None:
@@ -439,7 +449,7 @@ def test_protobuf_equals_official_otel_encoding() -> None:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
-    attrs = {"s": "v", "b": True, "i": 7, "f": 0.5, "l": ["a", "b"], "il": [1, 2]}
+    attrs: dict[str, Any] = {"s": "v", "b": True, "i": 7, "f": 0.5, "l": ["a", "b"], "il": [1, 2]}
     s = make_span(attributes=attrs, events=[SpanEvent("ev", T0 + 1, {"n": 1})])
     s.status = STATUS_ERROR
     s.status_message = "bad"
@@ -554,9 +564,7 @@ def test_json_defaults_left_out() -> None:
 def test_json_empty_batch_is_a_valid_request() -> None:
     body = JsonEncoder(RESOURCE, *SCOPE).encode([])
     doc = orjson.loads(body)
-    assert doc["resourceSpans"][0]["scopeSpans"] == [
-        {"scope": {"name": "llmpulse", "version": "0.1.0"}}
-    ]
+    assert doc["resourceSpans"][0]["scopeSpans"] == [{"scope": {"name": "llmpulse", "version": "0.1.0"}}]
     assert json_to_proto(body) == decode(ProtobufEncoder(RESOURCE, *SCOPE).encode([]))
 
 
@@ -610,19 +618,15 @@ text = st.text(chars, max_size=12) | st.builds(
 ints = st.integers(-(2**70), 2**70) | st.sampled_from(
     [0, 127, 128, 16383, 16384, INT64_MAX, INT64_MIN, 2**63, INT64_MIN - 1, 2**64]
 )
-scalars = (
-    text
-    | st.booleans()
-    | ints
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.binary(max_size=300)
-)
+scalars = text | st.booleans() | ints | st.floats(allow_nan=True, allow_infinity=True) | st.binary(max_size=300)
 values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple),
     max_leaves=8,
 )
-attr_dicts = st.dictionaries(text, values, max_size=8)
+# A few keys and lookalike values recur, so the shared encoders' caches get hit with them.
+keys = text | st.sampled_from(["k", "gen_ai.request.model", ""])
+attr_dicts = st.dictionaries(keys, values | st.sampled_from(LOOKALIKES), max_size=8)
 u64 = st.integers(0, 2**64 - 1)
 events = st.builds(SpanEvent, text, u64, attr_dicts)
 

@@ -48,6 +48,7 @@ def test_spans_reach_a_real_otlp_receiver(receiver: Receiver, protocol: str) -> 
     spans = receiver.wait_for_spans(3)
     headers, _ = receiver.raw[0]
     assert headers["Authorization"] == "Bearer lp_test_key"
+    assert "Content-Encoding" not in headers  # OTel's default: no compression unless asked
     assert headers["Content-Type"] == ("application/json" if protocol == "http/json" else "application/x-protobuf")
     request = receiver.requests[0]
     resource = attributes(request.resource_spans[0].resource)
@@ -228,7 +229,8 @@ def test_forked_worker_keeps_exporting(receiver: Receiver) -> None:
     assert names == ["chat child-model", "chat gpt-4o-mini", "chat gpt-4o-mini"]
 
 
-def test_gzip_is_used_for_large_bodies(receiver: Receiver) -> None:
+def test_gzip_compression_when_asked(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
     llmpulse.init(service="svc", endpoint=receiver.endpoint)
     for _ in range(20):
         reply("hi")
