@@ -115,7 +115,7 @@ def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[Outcome]:
     """Run every check on ``ctx``, in order. Never raises.
 
     A check that raises (or returns something other than a :class:`CheckResult` with a
-    finite score) gives label ``"error"``, explanation ``"<ExcType>: <message>"``, a DEBUG
+    finite score and a str reason) gives label ``"error"``, explanation ``"<ExcType>: <message>"``, a DEBUG
     log on the ``llmpulse`` logger and one more ``check_errors`` in the SDK stats.
     """
     outcomes: list[Outcome] = []
@@ -127,6 +127,8 @@ def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[Outcome]:
             score = float(result.score)
             if not math.isfinite(score):
                 raise ValueError(f"check returned a non-finite score ({score})")
+            if not isinstance(result.reason, str):
+                raise TypeError(f"check returned a {type(result.reason).__name__} reason, expected str")
             outcomes.append(Outcome(check.name, "pass" if result.passed else "fail", score, result.reason))
         except Exception as exc:  # a broken assertion must never break the app
             outcomes.append(_error_outcome(check, exc))
@@ -168,12 +170,17 @@ def validate_checks(value: object, option: str) -> tuple[Check, ...]:
             raise ConfigError(
                 f"{option}[{i}] must be a Check (from llmpulse.check), got {_describe(item)}{_hint(item)}"
             )
-        if item.name in seen:
+        name = getattr(item, "name", None)
+        if not isinstance(name, str):
             raise ConfigError(
-                f"{option} has two checks named {item.name!r}; give one a distinct name=, "
+                f"{option}[{i}] ({type(item).__name__}) has no name; its __init__ must call super().__init__(name)"
+            )
+        if name in seen:
+            raise ConfigError(
+                f"{option} has two checks named {name!r}; give one a distinct name=, "
                 f"e.g. check.contains('refund', name='mentions_refund')"
             )
-        seen.add(item.name)
+        seen.add(name)
     return checks
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
+from opentelemetry.trace import propagation as _otel_propagation
 
 from ._checks import Check
 from ._config import Config
@@ -36,6 +37,23 @@ log = logging.getLogger("llmpulse")
 
 # The innermost llmpulse span of the current context (task or thread).
 _current: contextvars.ContextVar[SpanRecord | None] = contextvars.ContextVar("llmpulse_span", default=None)
+
+
+# The key under which the OTel API keeps the current span. Reading it straight from the
+# current context skips get_current_span()'s INVALID_SPAN fallback on the hot path.
+_OTEL_SPAN_KEY: str | None = getattr(_otel_propagation, "_SPAN_KEY", None)
+_otel_current_context = otel_context.get_current
+
+
+def _otel_parent() -> otel_trace.SpanContext | None:
+    if _OTEL_SPAN_KEY is None:  # pragma: no cover - an OTel API without the private key
+        ctx = otel_trace.get_current_span().get_span_context()
+    else:
+        span = _otel_current_context().get(_OTEL_SPAN_KEY)
+        if not isinstance(span, otel_trace.Span):
+            return None
+        ctx = span.get_span_context()
+    return ctx if ctx.is_valid else None
 
 
 class IdGenerator:
@@ -150,6 +168,8 @@ class Client:
             export_timeout=config.export_timeout,
         )
         self.ids = ids or IdGenerator()
+        self._new_trace_id = self.ids.trace_id
+        self._new_span_id = self.ids.span_id
         self.clock = clock or time.time_ns
         self._closed = False
         atexit.register(self._at_exit)
@@ -160,37 +180,39 @@ class Client:
         if cur is not None and cur.llm is not None:
             # Inside an LLM span (not published to the OTel context): it is innermost.
             return cur.trace_id, cur.span_id
-        ctx = otel_trace.get_current_span().get_span_context()
-        if ctx.is_valid:
+        ctx = _otel_parent()
+        if ctx is not None:
             return ctx.trace_id, ctx.span_id
         if cur is not None:
             return cur.trace_id, cur.span_id
-        return self.ids.trace_id(), 0
+        return self._new_trace_id(), 0
 
     def start_llm(self, spec: LLMSpec, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool) -> SpanRecord:
         trace_id, parent_id = self._parent()
         span = SpanRecord(
             spec.span_name,
             trace_id,
-            self.ids.span_id(),
+            self._new_span_id(),
             parent_id,
             KIND_CLIENT,
             self.clock(),
             dict(spec.static_attributes),
         )
         # Shallow copies: an app that appends the reply to its `messages` list after the
-        # call must not change what this call is recorded to have sent.
+        # call must not change what this call is recorded to have sent. (`kwargs` itself is
+        # the wrapper's own dict, built fresh for every call.)
         if kwargs:
-            kwargs = dict(kwargs)
             messages = kwargs.get("messages")
             if type(messages) is list:
                 kwargs["messages"] = list(messages)
+        elif args and type(args[0]) is list:
+            args = (list(args[0]), *args[1:])
         span.llm = LLMCall(spec, args, kwargs, stream)
         return span
 
     def start_span(self, name: str, kind: int, attributes: dict[str, AttrValue]) -> SpanRecord:
         trace_id, parent_id = self._parent()
-        return SpanRecord(name, trace_id, self.ids.span_id(), parent_id, kind, self.clock(), attributes)
+        return SpanRecord(name, trace_id, self._new_span_id(), parent_id, kind, self.clock(), attributes)
 
     def end(self, span: SpanRecord) -> None:
         span.end_ns = self.clock()

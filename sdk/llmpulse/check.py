@@ -5,6 +5,7 @@ Each factory returns a :class:`Check`; pass them to ``llmpulse.init(assertions=[
 score and a short reason, recorded as a ``gen_ai.evaluation.result`` span event. A check
 that raises is recorded as ``error`` and never reaches your application::
 
+    import llmpulse
     from llmpulse import check
 
     @llmpulse.llm(model="gpt-4o-mini", assertions=[
@@ -15,11 +16,11 @@ that raises is recorded as ``error`` and never reaches your application::
     def reply(prompt: str) -> str: ...
 
 Arguments are checked when the factory is called (a bad one raises ``ConfigError``
-naming it), and everything a check can precompute is computed then: checks run on
-every production call and cost well under a microsecond or two each (``json_schema``
-excepted, which costs what jsonschema costs). Every factory takes ``name=`` to rename
-the check; names label the assertion in metrics, so two checks on one call need
-distinct names. Semantics follow promptfoo's assertions of the same names.
+naming it), and everything a check can precompute is computed then: checks run on every
+production call and cost a microsecond or two each on a few KB of output (``regex`` and
+``json_schema`` cost what the pattern and jsonschema cost). Every factory takes ``name=``
+to rename the check; names label the assertion in metrics, so two checks on one call
+need distinct names. Semantics follow promptfoo's assertions of the same names.
 
 Reasons never quote more than a few characters of the output, which may hold private
 data.
@@ -378,16 +379,17 @@ def json_schema(schema: Mapping[str, Any] | bool, *, name: str | None = None) ->
 
 
 class _MaxLength(Check):
-    __slots__ = ("_limit",)
+    __slots__ = ("_limit", "_ok")
 
     def __init__(self, name: str, limit: int) -> None:
         super().__init__(name)
         self._limit = limit
+        self._ok = _passed(f"output is at most {limit} characters")
 
     def __call__(self, ctx: CheckContext) -> CheckResult:
         length = len(ctx.output)
         if length <= self._limit:
-            return _passed(f"output is {length} characters, max {self._limit}")
+            return self._ok
         return _failed(f"output is {length} characters, max {self._limit}")
 
 
@@ -400,16 +402,17 @@ def max_length(n: int, *, name: str | None = None) -> Check:
 
 
 class _MinLength(Check):
-    __slots__ = ("_limit",)
+    __slots__ = ("_limit", "_ok")
 
     def __init__(self, name: str, limit: int) -> None:
         super().__init__(name)
         self._limit = limit
+        self._ok = _passed(f"output is at least {limit} characters")
 
     def __call__(self, ctx: CheckContext) -> CheckResult:
         length = len(ctx.output)
         if length >= self._limit:
-            return _passed(f"output is {length} characters, min {self._limit}")
+            return self._ok
         return _failed(f"output is {length} characters, min {self._limit}")
 
 
@@ -425,16 +428,17 @@ def min_length(n: int, *, name: str | None = None) -> Check:
 
 
 class _MaxLatency(Check):
-    __slots__ = ("_limit",)
+    __slots__ = ("_limit", "_ok")
 
     def __init__(self, name: str, limit: float) -> None:
         super().__init__(name)
         self._limit = limit
+        self._ok = _passed(f"latency <= {limit:g} s")
 
     def __call__(self, ctx: CheckContext) -> CheckResult:
         latency = ctx.latency_s
         if latency <= self._limit:
-            return _passed(f"latency {latency:.3g} s <= {self._limit:g} s")
+            return self._ok
         return _failed(f"latency {latency:.3g} s > {self._limit:g} s")
 
 
@@ -448,11 +452,12 @@ def max_latency(seconds: float, *, name: str | None = None) -> Check:
 
 
 class _MaxCost(Check):
-    __slots__ = ("_limit",)
+    __slots__ = ("_limit", "_ok")
 
     def __init__(self, name: str, limit: float) -> None:
         super().__init__(name)
         self._limit = limit
+        self._ok = _passed(f"cost <= ${limit:g}")
 
     def __call__(self, ctx: CheckContext) -> CheckResult:
         cost = ctx.cost_usd
@@ -461,7 +466,7 @@ class _MaxCost(Check):
             model = "(no model reported)" if ctx.model is None else repr(ctx.model)
             raise LookupError(f"cost unknown for model {model}; add a price override to check its cost")
         if cost <= self._limit:
-            return _passed(f"cost ${cost:.6g} <= ${self._limit:g}")
+            return self._ok
         return _failed(f"cost ${cost:.6g} > ${self._limit:g}")
 
 
@@ -589,8 +594,8 @@ def custom(
         raise ConfigError(f"check.custom(fn): fn must be a function, got {type(fn).__name__}")
     if _is_async(fn):
         raise ConfigError(
-            "check.custom(fn): async functions are not supported (checks run inline after "
-            "every call); pass a plain function"
+            "check.custom(fn): async functions are not supported (checks run synchronously, "
+            "off the call path); pass a plain function"
         )
     if not _is_finite_number(threshold):
         raise ConfigError(f"check.custom(threshold): threshold must be a finite number, got {threshold!r}")

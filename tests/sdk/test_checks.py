@@ -593,16 +593,22 @@ def test_run_checks_survives_checks_that_misbehave() -> None:
         def __call__(self, ctx: CheckContext) -> CheckResult:
             raise AssertionError("boom")
 
-    outcomes = run_checks([ReturnsDict("dict"), NanScore("nan"), NoName()], ctx("x"))
+    class NoReason(Check):
+        def __call__(self, ctx: CheckContext) -> CheckResult:
+            return CheckResult(True, 1.0, None)  # type: ignore[arg-type]
+
+    outcomes = run_checks([ReturnsDict("dict"), NanScore("nan"), NoName(), NoReason("none")], ctx("x"))
     assert [(o.name, o.label, o.score) for o in outcomes] == [
         ("dict", "error", None),
         ("nan", "error", None),
         ("NoName", "error", None),
+        ("none", "error", None),
     ]
     assert outcomes[0].explanation == "TypeError: check returned dict, expected CheckResult"
     assert outcomes[1].explanation.startswith("ValueError: check returned a non-finite score")
     assert outcomes[2].explanation == "AssertionError: boom"
-    assert stats.get("check_errors") == 3
+    assert outcomes[3].explanation == "TypeError: check returned a NoneType reason, expected str"
+    assert stats.get("check_errors") == 4
 
 
 def test_base_exceptions_are_not_swallowed() -> None:
@@ -644,6 +650,18 @@ def test_validate_checks_rejects_anything_else_naming_the_option(value: object, 
 def test_validate_checks_names_the_option_it_was_given() -> None:
     with pytest.raises(ConfigError, match=r"^llm\(assertions=\.\.\.\) must be"):
         validate_checks(3.5, "llm(assertions=...)")
+
+
+def test_a_check_subclass_without_a_name_is_a_config_error() -> None:
+    class Forgetful(Check):
+        def __init__(self) -> None:  # forgot super().__init__
+            pass
+
+        def __call__(self, ctx: CheckContext) -> CheckResult:
+            return CheckResult(True, 1.0, "ok")
+
+    with pytest.raises(ConfigError, match=r"assertions\[0\] \(Forgetful\) has no name; .*super\(\)\.__init__"):
+        validate_checks([Forgetful()], "assertions")
 
 
 def test_two_checks_with_one_name_are_rejected() -> None:

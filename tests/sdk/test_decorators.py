@@ -549,3 +549,17 @@ def test_bad_decorator_arguments_raise_config_error(kwargs: dict[str, Any], mess
 def test_bad_span_kind_raises_config_error() -> None:
     with pytest.raises(llmpulse.ConfigError, match="kind must be one of"):
         llmpulse.observe(kind="weird")(lambda: None)
+
+
+def test_positional_messages_list_mutated_after_the_call_is_recorded_as_sent() -> None:
+    @llmpulse.llm(provider="openai", model="gpt-4o-mini")
+    def create(messages: list[dict[str, str]]) -> dict[str, Any]:
+        return openai_completion("answer")
+
+    history = [{"role": "user", "content": "question"}]
+    with testing.capture() as spans:
+        create(history)
+        history.append({"role": "assistant", "content": "answer"})
+        (s,) = spans.spans
+    assert len(orjson.loads(str(s.attributes["gen_ai.input.messages"]))) == 1
+    assert len(history) == 2  # the app's own list is untouched by the SDK
