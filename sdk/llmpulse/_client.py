@@ -49,8 +49,8 @@ def _otel_parent() -> otel_trace.SpanContext | None:
     if _OTEL_SPAN_KEY is None:  # pragma: no cover - an OTel API without the private key
         ctx = otel_trace.get_current_span().get_span_context()
     else:
-        span = _otel_current_context().get(_OTEL_SPAN_KEY)
-        if not isinstance(span, otel_trace.Span):
+        span: Any = _otel_current_context().get(_OTEL_SPAN_KEY)
+        if span is None:
             return None
         ctx = span.get_span_context()
     return ctx if ctx.is_valid else None
