@@ -67,6 +67,17 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _storage_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="clickhouse-connect DSN: chdb:///abs/path (default <data-dir>/clickhouse) or "
+        "http(s)://user:pass@host:8123/db (LLMPULSE_STORAGE)",
+    )
+    p.add_argument("--data-dir", default=None, help="write-ahead log and embedded store (default ./.llmpulse)")
+    p.add_argument("--database", default=None, help="ClickHouse database (default llmpulse)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmpulse", description="LLM observability: SDK tools and collector.")
     parser.add_argument("--version", action="version", version=f"llmpulse {__version__}")
@@ -84,9 +95,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--service", default="demo-support-bot", help="service.name of the demo app")
     demo.add_argument("--interval", type=float, default=5.0, help="seconds between summary lines")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    serve = sub.add_parser("serve", help="run the collector (OTLP ingest, ClickHouse storage, query API)")
+    _storage_flags(serve)
+    serve.add_argument("--host", default=None, help="listen address (default 127.0.0.1; LLMPULSE_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="listen port (default 4318; LLMPULSE_PORT)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="also run the demo support bot, sending real traffic through the SDK",
+    )
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn workers (needs a ClickHouse server)")
+    serve.add_argument("--log-format", choices=("console", "json"), default=None, help="log renderer")
+    migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema, then exit")
+    _storage_flags(migrate)
     args = parser.parse_args(argv)
+    if args.command in ("serve", "migrate"):
+        try:
+            server = importlib.import_module("llmpulse_collector.server")
+        except ImportError as exc:
+            print(
+                f"llmpulse {args.command} needs the collector: pip install 'llmpulse[collector]' ({exc})",
+                file=sys.stderr,
+            )
+            return 2
+        overrides = {"storage": args.storage, "data_dir": args.data_dir, "database": args.database}
+        if args.command == "migrate":
+            return int(server.migrate_command(overrides))
+        overrides.update(host=args.host, port=args.port, demo=args.demo, log_format=args.log_format)
+        return int(server.serve(overrides, workers=args.workers))
     if args.command == "demo":
         if args.rate <= 0:
             parser.error("--rate must be positive")
         return _demo(args)
     return 2  # pragma: no cover - argparse enforces a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,476 @@
+"""The collector's HTTP API: OTLP ingest, feedback, queries and health, on FastAPI.
+
+``create_app(settings)`` builds everything; the lifespan opens storage (running
+migrations), the write-ahead log and the writer thread, and closes them in reverse order
+on shutdown after the writer has drained what it can. A request is acknowledged only once
+its rows are durable in the log.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from llmpulse._cost import PriceBook
+from llmpulse._refusal import RefusalDetector
+from llmpulse._version import __version__
+
+from .ingest import Limits, PayloadError
+from .ingest.otlp import decode_traces, encode_response
+from .settings import Settings
+from .storage import StorageError, StorageUnavailable, Store, queries
+from .storage.migrations import migrate
+from .wal import WalFull, WriteAheadLog
+from .writer import Writer, encode_entry
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("llmpulse.collector")
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+GROUP_KEYS = ("service", "model", "provider", "prompt_name", "prompt_version", "environment", "operation")
+
+
+class ApiError(Exception):
+    """A client error with a readable message (400, 404, 413, ...)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass
+class Collector:
+    """What the routes share: settings, storage, the log, the writer, pricing."""
+
+    settings: Settings
+    store: Store
+    wal: WriteAheadLog
+    writer: Writer
+    limits: Limits
+    prices: PriceBook
+    refusals: RefusalDetector
+    started_at: float
+
+    def insert(self, table: str, rows: list[dict[str, Any]], columns: tuple[str, ...], token: str) -> None:
+        self.store.insert(table, rows, columns, dedup_token=token)
+
+
+def _status_body(code: int, message: str, json: bool) -> tuple[bytes, str]:
+    """A google.rpc.Status, as OTLP/HTTP asks for error responses, in the request's encoding."""
+    if json:
+        import orjson
+
+        return orjson.dumps({"code": code, "message": message}), "application/json"
+    raw = message.encode("utf-8", "replace")
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(raw)) + raw, "application/x-protobuf"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+# gRPC status codes used in OTLP error bodies.
+_GRPC = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14}
+
+
+def _is_json(content_type: str | None) -> bool:
+    return bool(content_type) and content_type.split(";")[0].strip().lower() == "application/json"  # type: ignore[union-attr]
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) before reading past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise ApiError(400, f"invalid Content-Length header: {declared!r}") from None
+        if size > limit:
+            raise ApiError(
+                413, f"request body of {size} bytes is over the limit of {limit} bytes; send smaller batches"
+            )
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise ApiError(413, f"request body is over the limit of {limit} bytes; send smaller batches")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class FeedbackIn(BaseModel):
+    """A product signal tied to a traced call."""
+
+    trace_id: str | None = Field(None, description="32 hex characters")
+    response_id: str | None = Field(None, max_length=256, description="a provider response id (chatcmpl-..., msg_...)")
+    name: str = Field(min_length=1, max_length=200, description="e.g. thumbs_up, converted, rating")
+    value: float = Field(description="1/0 for thumbs, any finite number for ratings")
+    comment: str | None = Field(None, max_length=10_000)
+    timestamp: float | None = Field(None, ge=0, description="seconds since the epoch; default: now")
+
+    @field_validator("trace_id")
+    @classmethod
+    def _trace_id(cls, v: str | None) -> str | None:
+        if v is not None:
+            v = v.strip().lower()
+            if not _HEX32.match(v):
+                raise ValueError("trace_id must be 32 hexadecimal characters")
+        return v
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("value must be a finite number")
+        return v
+
+    @model_validator(mode="after")
+    def _one_id(self) -> FeedbackIn:
+        if not self.trace_id and not self.response_id:
+            raise ValueError("give trace_id or response_id")
+        return self
+
+
+def _csv(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or ():
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The collector as an ASGI app (storage, log and writer are opened by the lifespan)."""
+    cfg = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        collector = await run_in_threadpool(_open, cfg)
+        app.state.collector = collector
+        demo = None
+        if cfg.demo:
+            demo = _start_demo(cfg)
+        log.info(
+            "collector_started",
+            storage=_safe_dsn(cfg.storage_dsn),
+            wal=str(cfg.wal_path),
+            pending=collector.wal.pending_entries,
+        )
+        try:
+            yield
+        finally:
+            if demo is not None:
+                await run_in_threadpool(_stop_demo, demo)
+            await run_in_threadpool(_close, collector)
+
+    app = FastAPI(
+        title="llmpulse collector",
+        version=__version__,
+        description="OTLP/HTTP ingest of LLM spans, durable log, ClickHouse storage and query API.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse({"error": "; ".join(problems) or "invalid request"}, status_code=400)
+
+    def get_collector(request: Request) -> Collector:
+        collector: Collector = request.app.state.collector
+        return collector
+
+    Dep = Annotated[Collector, Depends(get_collector)]
+
+    def project_of(request: Request) -> str:
+        return cfg.project
+
+    Project = Annotated[str, Depends(project_of)]
+
+    @app.post(
+        "/v1/traces",
+        summary="OTLP/HTTP trace export (protobuf or JSON, optionally gzip)",
+        responses={
+            400: {"description": "undecodable payload"},
+            413: {"description": "too large"},
+            415: {"description": "unsupported content type"},
+            503: {"description": "log full, retry"},
+        },
+    )
+    async def v1_traces(request: Request, collector: Dep, project: Project) -> Response:
+        content_type = request.headers.get("content-type")
+        as_json = _is_json(content_type)
+        try:
+            body = await _read_body(request, collector.limits.max_body_bytes)
+            result = await run_in_threadpool(
+                decode_traces,
+                body,
+                content_type=content_type,
+                content_encoding=request.headers.get("content-encoding"),
+                project=project,
+                limits=collector.limits,
+                prices=collector.prices,
+                refusals=collector.refusals,
+            )
+        except PayloadError as exc:
+            return _otlp_error(exc.status, exc.message, as_json)
+        except ApiError as exc:
+            return _otlp_error(exc.status, exc.message, as_json)
+        if result.spans or result.assertions:
+            payload = encode_entry({"spans": result.spans, "assertions": result.assertions})
+            error = await _append(collector, "traces", payload)
+            if error is not None:
+                return _otlp_error(503, error, as_json, retry_after=cfg.retry_after_s)
+        message = "; ".join(result.errors)[:2000]
+        return Response(
+            encode_response(result.rejected, message, json=as_json),
+            media_type="application/json" if as_json else "application/x-protobuf",
+        )
+
+    @app.post("/v1/feedback", summary="Record a product signal (thumbs up, conversion, rating) for a trace")
+    async def v1_feedback(item: FeedbackIn, collector: Dep, project: Project) -> dict[str, str]:
+        now = time.time()
+        row = {
+            "project": project,
+            "time": int((item.timestamp if item.timestamp is not None else now) * 1000),
+            "trace_id": item.trace_id or "",
+            "response_id": item.response_id or "",
+            "name": item.name,
+            "value": item.value,
+            "comment": item.comment or "",
+        }
+        error = await _append(collector, "feedback", encode_entry({"feedback": [row]}))
+        if error is not None:
+            raise ApiError(503, error, {"Retry-After": str(cfg.retry_after_s)})
+        return {"status": "accepted"}
+
+    @app.get("/api/stats", summary="Windowed LLM aggregates by service, model, prompt version ...")
+    async def api_stats(
+        collector: Dep,
+        project: Project,
+        window: Annotated[int, Query(ge=60, le=90 * 86400, description="seconds back from now")] = 3600,
+        service: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        prompt_version: str | None = None,
+        environment: str | None = None,
+        group_by: Annotated[list[str] | None, Query(description="one or more of " + ", ".join(GROUP_KEYS))] = None,
+    ) -> dict[str, Any]:
+        keys = _csv(group_by) or ["service", "model"]
+        bad = [k for k in keys if k not in GROUP_KEYS]
+        if bad:
+            raise ApiError(400, f"group_by: {', '.join(bad)} not allowed; use {', '.join(GROUP_KEYS)}")
+        filters = {
+            k: v
+            for k, v in (
+                ("service", service),
+                ("model", model),
+                ("provider", provider),
+                ("prompt_version", prompt_version),
+                ("environment", environment),
+            )
+            if v
+        }
+        groups = await _query(queries.stats, collector.store, project, window_s=window, filters=filters, group_by=keys)
+        return {"window_s": window, "group_by": keys, "groups": groups}
+
+    @app.get("/api/traces", summary="Recent traces, newest first (keyset pagination with `before`)")
+    async def api_traces(
+        collector: Dep,
+        project: Project,
+        service: str | None = None,
+        model: str | None = None,
+        refusal: bool | None = None,
+        failed_assertion: str | None = None,
+        since: Annotated[float | None, Query(ge=0, description="unix seconds")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        before: Annotated[str | None, Query(description="cursor from the previous page's next_before")] = None,
+    ) -> dict[str, Any]:
+        cursor = None
+        if before:
+            try:
+                start, tid = before.split(":", 1)
+                cursor = (int(start), tid)
+                if not _HEX32.match(tid):
+                    raise ValueError
+            except ValueError:
+                raise ApiError(400, "before: expected the next_before cursor of a previous page") from None
+        rows = await _query(
+            queries.traces,
+            collector.store,
+            project,
+            service=service,
+            model=model,
+            refusal=refusal,
+            failed_assertion=failed_assertion,
+            since_ns=int(since * 1e9) if since is not None else None,
+            limit=limit,
+            before=cursor,
+        )
+        next_before = None
+        if len(rows) == limit:
+            last = rows[-1]
+            next_before = f"{last['start']}:{last['trace_id']}"
+        return {"traces": rows, "next_before": next_before}
+
+    @app.get("/api/traces/{trace_id}", summary="Every span of one trace, with assertions and content")
+    async def api_trace(trace_id: str, collector: Dep, project: Project) -> dict[str, Any]:
+        tid = trace_id.strip().lower()
+        if not _HEX32.match(tid):
+            raise ApiError(400, "trace_id must be 32 hexadecimal characters")
+        trace = await _query(queries.trace, collector.store, project, tid)
+        if trace is None:
+            raise ApiError(404, f"no trace {tid} in this project")
+        result: dict[str, Any] = trace
+        return result
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Storage reachable and the log writable")
+    async def readyz(collector: Dep) -> Response:
+        storage_ok = await run_in_threadpool(collector.store.ping)
+        wal_ok = collector.wal.bytes_used < cfg.wal_max_bytes
+        body = {
+            "storage": storage_ok,
+            "wal": wal_ok,
+            "wal_pending": collector.wal.pending_entries,
+            "wal_bytes": collector.wal.bytes_used,
+            "wal_oldest_age_s": round(collector.wal.oldest_age_s(), 3),
+        }
+        return JSONResponse(body, status_code=200 if storage_ok and wal_ok else 503)
+
+    return app
+
+
+def _otlp_error(status: int, message: str, as_json: bool, retry_after: int | None = None) -> Response:
+    body, media = _status_body(_GRPC.get(status, 2), message, as_json)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(body, status_code=status, media_type=media, headers=headers)
+
+
+async def _append(collector: Collector, kind: str, payload: bytes) -> str | None:
+    """Append to the log; None when durable, else the reason to answer 503."""
+    try:
+        await run_in_threadpool(collector.wal.append, kind, payload)
+    except WalFull:
+        log.warning("wal_full", bytes=collector.wal.bytes_used)
+        return "the collector's write-ahead log is full (storage is behind); retry later"
+    except TimeoutError:
+        return "the write-ahead log did not commit in time; retry later"
+    collector.writer.wake()
+    return None
+
+
+async def _query(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    except StorageUnavailable as exc:
+        raise ApiError(503, f"storage unavailable: {exc}") from None
+    except StorageError as exc:
+        log.exception("query_failed")
+        raise ApiError(503, f"storage error: {exc}") from None
+
+
+def _safe_dsn(dsn: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", dsn)
+
+
+def _open(cfg: Settings) -> Collector:
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.connect(
+        cfg.storage_dsn, database=cfg.database, retention_days=cfg.retention_days, cluster=cfg.cluster
+    )
+    try:
+        migrate(store)
+        wal = WriteAheadLog(cfg.wal_path, max_bytes=cfg.wal_max_bytes, fsync=cfg.wal_fsync)
+    except BaseException:
+        store.close()
+        raise
+    collector = Collector(
+        settings=cfg,
+        store=store,
+        wal=wal,
+        writer=None,  # type: ignore[arg-type]
+        limits=Limits(
+            max_body_bytes=cfg.max_body_bytes,
+            max_decompressed_bytes=cfg.max_decompressed_bytes,
+            max_spans_per_request=cfg.max_spans_per_request,
+            max_attribute_chars=cfg.max_attribute_chars,
+            max_content_chars=cfg.max_content_chars,
+        ),
+        prices=PriceBook(),
+        refusals=RefusalDetector(),
+        started_at=time.time(),
+    )
+    collector.writer = Writer(
+        wal, collector.insert, max_entries=cfg.writer_batch_entries, max_bytes=cfg.writer_batch_bytes
+    )
+    collector.writer.start()
+    return collector
+
+
+def _close(collector: Collector) -> None:
+    drained = collector.writer.stop(timeout=15.0)
+    if not drained:
+        log.warning("writer_not_drained", pending=collector.wal.pending_entries)
+    collector.wal.close()
+    collector.store.close()
+    log.info("collector_stopped", drained=drained)
+
+
+def _start_demo(cfg: Settings) -> Any:
+    import llmpulse
+    from llmpulse._demo import DemoApp
+
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    llmpulse.init(
+        service="demo-support-bot",
+        endpoint=f"http://{host}:{cfg.port}",
+        environment="demo",
+        release=__version__,
+        export_interval=0.5,
+    )
+    app = DemoApp(rate=cfg.demo_rate)
+    threading.Thread(target=app.start, name="llmpulse-demo-start", daemon=True).start()
+    return app
+
+
+def _stop_demo(app: Any) -> None:
+    import llmpulse
+
+    app.stop()
+    llmpulse.shutdown(5.0)

@@ -1,0 +1,98 @@
+"""``llmpulse serve`` and ``llmpulse migrate``: run the collector under uvicorn."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import structlog
+
+from .logs import configure_logging
+from .settings import LOOPBACK_HOSTS, Settings
+
+__all__ = ["migrate_command", "serve"]
+
+log = structlog.get_logger("llmpulse.collector")
+
+
+def _keys_exist(settings: Settings) -> bool:
+    # API keys arrive with the security milestone; until then the collector has one
+    # default project and is reachable from this machine only.
+    return False
+
+
+def serve(overrides: dict[str, Any], workers: int = 1) -> int:
+    """Start the collector; returns the process exit code."""
+    import uvicorn
+
+    from .app import create_app
+
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        print(f"llmpulse serve: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format)
+    if workers > 1 and settings.embedded:
+        print(
+            "llmpulse serve: --workers > 1 needs a ClickHouse server (--storage http://...): the embedded "
+            "store can be opened by one process only. Scale out with more collectors behind a load balancer.",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.host not in LOOPBACK_HOSTS and not _keys_exist(settings):
+        print(
+            f"llmpulse serve: refusing to listen on {settings.host} without API keys: anyone who can reach it "
+            "could read and write your traces. Listen on 127.0.0.1 (the default).",
+            file=sys.stderr,
+        )
+        return 2
+    app = create_app(settings)
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"llmpulse collector on {base}\n"
+        f"  OTLP/HTTP  {base}/v1/traces    feedback {base}/v1/feedback\n"
+        f"  stats      {base}/api/stats    traces   {base}/api/traces\n"
+        f"  API docs   {base}/docs         health   {base}/healthz  {base}/readyz\n"
+        f"  storage    {settings.storage_dsn if settings.embedded else 'ClickHouse server'}"
+        f"{'   demo traffic on' if settings.demo else ''}\n"
+        "Ctrl-C stops it (drains the write-ahead log first).",
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False, timeout_graceful_shutdown=10
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except Exception as exc:  # startup failures (storage locked, port taken) get a plain message
+        print(f"llmpulse serve: {exc}", file=sys.stderr)
+        return 1
+    return 0 if server.started else 1
+
+
+def migrate_command(overrides: dict[str, Any]) -> int:
+    from .storage import StorageError, Store
+    from .storage.migrations import migrate
+
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        print(f"llmpulse migrate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        store = Store.connect(
+            settings.storage_dsn,
+            database=settings.database,
+            retention_days=settings.retention_days,
+            cluster=settings.cluster,
+        )
+        try:
+            applied = migrate(store)
+        finally:
+            store.close()
+    except StorageError as exc:
+        print(f"llmpulse migrate: {exc}", file=sys.stderr)
+        return 1
+    print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0

@@ -1,0 +1,160 @@
+"""End to end: the llmpulse SDK and third-party OTel exporters → the real collector over HTTP
+→ write-ahead log → chDB → /api/stats and /api/traces."""
+
+from __future__ import annotations
+
+import gzip
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from server_harness import free_port, running
+
+import llmpulse
+from llmpulse import check
+from llmpulse_collector.settings import Settings
+
+pytestmark = pytest.mark.collector
+
+
+@pytest.fixture
+def settings(chdb_path: Path, tmp_path: Path) -> Settings:
+    return Settings(
+        storage=f"chdb://{chdb_path}",
+        database=f"t_{uuid.uuid4().hex[:12]}",
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        wal_fsync=False,
+    )
+
+
+@pytest.fixture
+def collector(settings: Settings) -> Iterator[str]:
+    with running(settings) as (url, _app):
+        yield url
+
+
+def wait_for(fn: Any, timeout: float = 30.0) -> Any:
+    """Poll ``fn`` until it returns a truthy value (the writer drains asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value {value!r}")
+        time.sleep(0.1)
+
+
+def openai_reply(text: str, model: str = "gpt-4o-mini-2024-07-18") -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:8]}",
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 0}},
+    }
+
+
+def test_sdk_spans_reach_stats_and_traces(collector: str) -> None:
+    llmpulse.init(service="e2e-bot", endpoint=collector, environment="test", export_interval=0.1)
+    prompt = llmpulse.Prompt("support", "Be casual.")
+
+    @llmpulse.llm(provider="openai", model="gpt-4o-mini", prompt=prompt, assertions=[check.starts_lowercase()])
+    def reply(text: str) -> dict[str, Any]:
+        return openai_reply(text)
+
+    @llmpulse.observe(name="handle")
+    def handle(text: str) -> str | None:
+        reply(text)
+        return llmpulse.current_trace_id()
+
+    traces = [handle(t) for t in ["sure thing", "Hello there", "I'm sorry, but I can't help with that.", "ok!"]]
+    assert llmpulse.flush(10)
+
+    def stats() -> Any:
+        body = httpx.get(f"{collector}/api/stats", params={"window": 3600, "group_by": "service,model"}).json()
+        groups = body["groups"]
+        return groups if groups and groups[0]["calls"] == 4 else None
+
+    (group,) = wait_for(stats)
+    assert group["service"] == "e2e-bot"
+    assert group["model"] == "gpt-4o-mini-2024-07-18"
+    assert group["refusals"] == 1
+    assert group["refusal_rate"] == pytest.approx(0.25)
+    assert group["input_tokens"] == 400
+    assert group["output_tokens"] == 80
+    assert group["cost_usd"] > 0
+    assert group["latency_s"]["p50"] >= 0
+    assert group["assertions"]["starts_lowercase"]["pass"] == 2  # "sure thing", "ok!"
+    assert group["assertions"]["starts_lowercase"]["fail"] == 2
+
+    listing = httpx.get(f"{collector}/api/traces", params={"refusal": "true"}).json()
+    assert [t["trace_id"] for t in listing["traces"]] == [traces[2]]
+    detail = httpx.get(f"{collector}/api/traces/{traces[2]}").json()
+    names = sorted(s["name"] for s in detail["spans"])
+    assert names == ["chat gpt-4o-mini", "handle"]
+    llm_span = next(s for s in detail["spans"] if s["name"] == "chat gpt-4o-mini")
+    assert llm_span["refusal"]
+    assert llm_span["assertions"][0]["name"] == "starts_lowercase"
+    assert llm_span["assertions"][0]["label"] == "fail"
+
+
+def test_feedback_is_accepted_and_validated(collector: str) -> None:
+    ok = httpx.post(f"{collector}/v1/feedback", json={"trace_id": "a" * 32, "name": "thumbs_up", "value": 1})
+    assert ok.status_code == 200
+    for bad, word in [
+        ({"trace_id": "xyz", "name": "t", "value": 1}, "trace_id"),
+        ({"name": "t", "value": 1}, "trace_id or response_id"),
+        ({"trace_id": "a" * 32, "name": "", "value": 1}, "name"),
+        ({"trace_id": "a" * 32, "name": "t", "value": "high"}, "value"),
+    ]:
+        r = httpx.post(f"{collector}/v1/feedback", json=bad)
+        assert r.status_code == 400, r.text
+        assert word in r.json()["error"]
+
+
+def test_bad_payloads_get_clear_4xx(settings: Settings) -> None:
+    small = settings.model_copy(update={"max_body_bytes": 4096})
+    with running(small) as (url, _):
+        r = httpx.post(f"{url}/v1/traces", content=b"\x00garbage", headers={"Content-Type": "application/x-protobuf"})
+        assert r.status_code == 400
+        r = httpx.post(f"{url}/v1/traces", content=b"{}", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415
+        r = httpx.post(f"{url}/v1/traces", content=b"x" * 10_000, headers={"Content-Type": "application/x-protobuf"})
+        assert r.status_code == 413
+        r = httpx.post(
+            f"{url}/v1/traces", content=b'{"resourceSpans": 5}', headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 400
+        assert "resourceSpans" in r.text
+        empty = gzip.compress(b"")
+        r = httpx.post(
+            f"{url}/v1/traces",
+            content=empty,
+            headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+        )
+        assert r.status_code == 200
+
+
+def test_query_parameters_are_validated(collector: str) -> None:
+    r = httpx.get(f"{collector}/api/stats", params={"group_by": "model;DROP TABLE spans"})
+    assert r.status_code == 400
+    assert "group_by" in r.json()["error"]
+    assert httpx.get(f"{collector}/api/stats", params={"window": 5}).status_code == 400
+    assert httpx.get(f"{collector}/api/traces/not-a-trace").status_code == 400
+    assert httpx.get(f"{collector}/api/traces/{'b' * 32}").status_code == 404
+    r = httpx.get(f"{collector}/api/traces", params={"service": "x' OR 1=1 --"})
+    assert r.status_code == 200
+    assert r.json()["traces"] == []
+
+
+def test_health_and_readiness(collector: str) -> None:
+    assert httpx.get(f"{collector}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{collector}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["storage"] is True
+    assert "/v1/traces" in httpx.get(f"{collector}/openapi.json").json()["paths"]
