@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help install run test lint fmt bench clean
 
 help:
-	@echo "make run    - start the demo app sending real traffic through the SDK"
+	@echo "make run    - start the collector (embedded ClickHouse) with demo traffic on 127.0.0.1:4318"
 	@echo "make test   - install into .venv, lint (ruff, mypy --strict) and run the test suite"
 	@echo "make bench  - measure the SDK's cost per call against a bare OpenTelemetry span"
 	@echo "make lint   - ruff and mypy only"
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: install
-	$(BIN)/llmpulse demo --receiver
+	$(BIN)/llmpulse serve --demo
 
 lint: install
 	$(BIN)/ruff check sdk collector tests bench

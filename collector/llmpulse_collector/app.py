@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -171,9 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         collector = await run_in_threadpool(_open, cfg)
         app.state.collector = collector
-        demo = None
-        if cfg.demo:
-            demo = _start_demo(cfg)
+        app.state.demo = _start_demo(cfg) if cfg.demo else None
         log.info(
             "collector_started",
             storage=_safe_dsn(cfg.storage_dsn),
@@ -183,8 +180,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            if demo is not None:
-                await run_in_threadpool(_stop_demo, demo)
+            if app.state.demo is not None:  # stopped already on a signal by `llmpulse serve`; harmless twice
+                await run_in_threadpool(stop_demo, app.state.demo)
             await run_in_threadpool(_close, collector)
 
     app = FastAPI(
@@ -465,11 +462,12 @@ def _start_demo(cfg: Settings) -> Any:
         export_interval=0.5,
     )
     app = DemoApp(rate=cfg.demo_rate)
-    threading.Thread(target=app.start, name="llmpulse-demo-start", daemon=True).start()
+    app.start()
     return app
 
 
-def _stop_demo(app: Any) -> None:
+def stop_demo(app: Any) -> None:
+    """Stop the demo's traffic and flush its SDK (idempotent)."""
     import llmpulse
 
     app.stop()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 import structlog
+import uvicorn
 
 from .logs import configure_logging
 from .settings import LOOPBACK_HOSTS, Settings
@@ -23,8 +26,6 @@ def _keys_exist(settings: Settings) -> bool:
 
 def serve(overrides: dict[str, Any], workers: int = 1) -> int:
     """Start the collector; returns the process exit code."""
-    import uvicorn
-
     from .app import create_app
 
     try:
@@ -69,6 +70,28 @@ def serve(overrides: dict[str, Any], workers: int = 1) -> int:
         print(f"llmpulse serve: {exc}", file=sys.stderr)
         return 1
     return 0 if server.started else 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's Server, except that on Ctrl-C / SIGTERM the demo app (which sends to this
+    very server) is stopped and flushed first, while the server still accepts its spans."""
+
+    _stopping = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        demo = getattr(getattr(self.config.app, "state", None), "demo", None)
+        if demo is None or self._stopping:
+            super().handle_exit(sig, frame)
+            return
+        self._stopping = True
+
+        def stop_demo_then_exit() -> None:
+            from .app import stop_demo
+
+            stop_demo(demo)
+            super(_Server, self).handle_exit(sig, frame)
+
+        threading.Thread(target=stop_demo_then_exit, name="llmpulse-demo-stop", daemon=True).start()
 
 
 def migrate_command(overrides: dict[str, Any]) -> int:

@@ -7,7 +7,6 @@ import importlib
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from types import FrameType
 
@@ -17,27 +16,14 @@ __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """Send the demo support bot's traffic to a running collector until Ctrl-C or --duration."""
     import llmpulse
 
     from ._demo import DemoApp
 
-    receiver = None
-    endpoint = args.endpoint
-    if args.receiver:
-        try:
-            devreceiver = importlib.import_module("llmpulse_collector._devreceiver")
-        except ImportError:
-            print("llmpulse demo --receiver needs the collector: pip install 'llmpulse[collector]'", file=sys.stderr)
-            return 2
-        try:
-            receiver = devreceiver.DevReceiver(args.host, args.port)
-        except OSError as exc:
-            print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return 2
-        receiver.start()
-        endpoint = receiver.url
-        print(f"OTLP receiver: {endpoint}/v1/traces (summary every {args.interval:g}s; Ctrl-C stops)")
-    llmpulse.init(service=args.service, endpoint=endpoint, environment="demo", release=__version__, export_interval=0.5)
+    llmpulse.init(
+        service=args.service, endpoint=args.endpoint, environment="demo", release=__version__, export_interval=0.5
+    )
     app = DemoApp(rate=args.rate)
     stop = threading.Event()
 
@@ -47,23 +33,11 @@ def _demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     app.start()
-    print(f"demo app: {args.rate:g} conversations/s through the llmpulse SDK to {endpoint}")
-    deadline = None if args.duration is None else time.monotonic() + args.duration
-    try:
-        while True:
-            wait = args.interval if deadline is None else max(0.0, min(args.interval, deadline - time.monotonic()))
-            if stop.wait(wait):
-                break
-            print(receiver.summary.line() if receiver is not None else f"conversations={app.conversations}", flush=True)
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-    finally:
-        app.stop()
-        llmpulse.shutdown(5.0)
-        if receiver is not None:
-            print("final: " + receiver.summary.line())
-            receiver.stop()
-        print("stopped; SDK counters:", llmpulse.sdk_stats())
+    print(f"demo app: {args.rate:g} conversations/s through the llmpulse SDK (Ctrl-C stops)", flush=True)
+    stop.wait(args.duration)
+    app.stop()
+    llmpulse.shutdown(5.0)
+    print(f"stopped after {app.conversations} conversations; SDK counters: {llmpulse.sdk_stats()}")
     return 0
 
 
@@ -86,14 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--endpoint", default=None, help="collector base URL (default: LLMPULSE_ENDPOINT or http://127.0.0.1:4318)"
     )
-    demo.add_argument(
-        "--receiver", action="store_true", help="also start a local development OTLP receiver that prints a summary"
-    )
-    demo.add_argument("--host", default="127.0.0.1", help="receiver address (with --receiver)")
-    demo.add_argument("--port", type=int, default=4318, help="receiver port (with --receiver)")
     demo.add_argument("--rate", type=float, default=5.0, help="conversations per second (default 5)")
     demo.add_argument("--service", default="demo-support-bot", help="service.name of the demo app")
-    demo.add_argument("--interval", type=float, default=5.0, help="seconds between summary lines")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     serve = sub.add_parser("serve", help="run the collector (OTLP ingest, ClickHouse storage, query API)")
     _storage_flags(serve)
