@@ -32,7 +32,7 @@ from .ingest.otlp import decode_traces, encode_response
 from .settings import Settings
 from .storage import StorageError, StorageUnavailable, Store, queries
 from .storage.migrations import migrate
-from .wal import WalFull, WriteAheadLog
+from .wal import WalError, WalFull, WriteAheadLog
 from .writer import Writer, encode_entry
 
 __all__ = ["create_app"]
@@ -386,6 +386,9 @@ async def _append(collector: Collector, kind: str, payload: bytes) -> str | None
         return "the collector's write-ahead log is full (storage is behind); retry later"
     except TimeoutError:
         return "the write-ahead log did not commit in time; retry later"
+    except WalError as exc:  # closed during shutdown, or an I/O error: not acknowledged, the client retries
+        log.warning("wal_append_failed", error=str(exc))
+        return f"the write-ahead log could not take the request ({exc}); retry later"
     collector.writer.wake()
     return None
 

@@ -18,7 +18,7 @@ import structlog
 
 from .rows import ASSERTION_COLUMNS, FEEDBACK_COLUMNS, SPAN_COLUMNS
 from .storage import StorageError, StorageUnavailable
-from .wal import Batch, WriteAheadLog
+from .wal import Batch, WalClosed, WriteAheadLog
 
 __all__ = ["TABLES", "Writer", "encode_entry"]
 
@@ -91,6 +91,8 @@ class Writer:
         while True:
             try:
                 batch = self._wal.next_batch(max_entries=self._max_entries, max_bytes=self._max_bytes)
+            except WalClosed:
+                return  # shutdown gave up on us; unfinished batches replay on the next start
             except Exception as exc:  # the log itself failed: report, wait, retry
                 log.exception("wal_read_failed")
                 if self._on_error is not None:
@@ -108,6 +110,8 @@ class Writer:
             try:
                 self.write(batch)
                 backoff = 0.0
+            except WalClosed:
+                return
             except (StorageUnavailable, StorageError) as exc:
                 # Retry the same batch (same token: ClickHouse stores it once) until it lands.
                 backoff = min(5.0, max(0.1, backoff * 2))
