@@ -162,6 +162,22 @@ def _csv(values: list[str] | None) -> list[str]:
     return out
 
 
+def get_collector(request: Request) -> Collector:
+    collector: Collector = request.app.state.collector
+    return collector
+
+
+def project_of(request: Request) -> str:
+    """The project a request's rows belong to (one default project until API keys exist)."""
+    collector: Collector = request.app.state.collector
+    return collector.settings.project
+
+
+# Module level, so FastAPI can resolve them under `from __future__ import annotations`.
+Dep = Annotated[Collector, Depends(get_collector)]
+Project = Annotated[str, Depends(project_of)]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The collector as an ASGI app (storage, log and writer are opened by the lifespan)."""
     cfg = settings or Settings()
@@ -203,16 +219,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         return JSONResponse({"error": "; ".join(problems) or "invalid request"}, status_code=400)
 
-    def get_collector(request: Request) -> Collector:
-        collector: Collector = request.app.state.collector
-        return collector
-
-    Dep = Annotated[Collector, Depends(get_collector)]
-
-    def project_of(request: Request) -> str:
-        return cfg.project
-
-    Project = Annotated[str, Depends(project_of)]
 
     @app.post(
         "/v1/traces",

@@ -22,31 +22,31 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLMPULSE_", frozen=True, extra="ignore")
 
-    host: str = Field("127.0.0.1", description="address to listen on")
-    port: int = Field(4318, ge=0, le=65535, description="port to listen on (4318 is OTLP/HTTP's)")
-    data_dir: Path = Field(Path(".llmpulse"), description="WAL and embedded ClickHouse live here")
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=4318, ge=0, le=65535, description="port to listen on (4318 is OTLP/HTTP's)")
+    data_dir: Path = Field(default=Path(".llmpulse"), description="WAL and embedded ClickHouse live here")
     storage: str | None = Field(
-        None,
+        default=None,
         description="clickhouse-connect DSN: chdb:///abs/path (default: <data_dir>/clickhouse) "
         "or http(s)://user:pass@host:8123/db",
     )
-    database: str = Field("llmpulse", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    cluster: str | None = Field(None, description="ClickHouse cluster name: ON CLUSTER DDL, replicated tables")
-    retention_days: int = Field(30, ge=1, le=3650)
-    wal_max_bytes: int = Field(1 << 30, ge=1 << 20, description="past this the collector answers 503")
+    database: str = Field(default="llmpulse", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    cluster: str | None = Field(default=None, description="ClickHouse cluster name: ON CLUSTER DDL, replicated tables")
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    wal_max_bytes: int = Field(default=1 << 30, ge=1 << 20, description="past this the collector answers 503")
     wal_fsync: bool = True
-    max_body_bytes: int = Field(16 << 20, ge=1024)
-    max_decompressed_bytes: int = Field(64 << 20, ge=1024)
-    max_spans_per_request: int = Field(50_000, ge=1)
-    max_attribute_chars: int = Field(65_536, ge=64)
-    max_content_chars: int = Field(32_768, ge=64)
-    writer_batch_entries: int = Field(1000, ge=1)
-    writer_batch_bytes: int = Field(16 << 20, ge=1024)
-    retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503/429")
+    max_body_bytes: int = Field(default=16 << 20, ge=1024)
+    max_decompressed_bytes: int = Field(default=64 << 20, ge=1024)
+    max_spans_per_request: int = Field(default=50_000, ge=1)
+    max_attribute_chars: int = Field(default=65_536, ge=64)
+    max_content_chars: int = Field(default=32_768, ge=64)
+    writer_batch_entries: int = Field(default=1000, ge=1)
+    writer_batch_bytes: int = Field(default=16 << 20, ge=1024)
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503/429")
     log_format: Literal["json", "console"] = "console"
-    demo: bool = Field(False, description="run the built-in demo app against this collector")
-    demo_rate: float = Field(5.0, gt=0)
-    project: str = Field("default", description="the project rows are stamped with when no API keys exist")
+    demo: bool = Field(default=False, description="run the built-in demo app against this collector")
+    demo_rate: float = Field(default=5.0, gt=0)
+    project: str = Field(default="default", description="the project rows are stamped with when no API keys exist")
 
     @model_validator(mode="after")
     def _paths(self) -> Settings:

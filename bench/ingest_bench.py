@@ -1,0 +1,262 @@
+"""Collector ingest: CPU µs per span to decode an OTLP/HTTP trace request into rows.
+
+Bodies come from real clients:
+
+- ``llmpulse protobuf``: llmpulse's own ``ProtobufEncoder`` (what the SDK sends);
+- ``llmpulse json``: llmpulse's ``JsonEncoder`` (OTLP/JSON);
+- ``OTel protobuf``: the official exporter's encoding (``encode_spans(...).SerializeToString()``)
+  of the same spans as OTel SDK ``ReadableSpan`` s.
+
+Workloads: ``sdk-llm``, spans made by the SDK itself (``@llmpulse.llm`` with a prompt and two
+assertions, content capture on: ~2 KB of input messages, ~0.5 KB of output, every span's
+text, ids and token counts different); ``otel-genai``, a current-semconv GenAI span as an
+OTel instrumentation writes it (no ``llmpulse.*`` attributes, so the collector prices it and
+runs the refusal heuristic); ``small``, a non-LLM step with 8 short attributes.
+
+Each figure is ``decode_traces`` on a whole request (parse + normalise into rows), CPU time
+of this thread (``time.thread_time``), GC paused, median and best over ``--rounds``; the
+``parse only`` rows time upb's ``FromString`` / ``orjson.loads`` alone, so the rest is
+field extraction and normalisation.
+
+Run: ``.venv/bin/python bench/ingest_bench.py [--batch 512] [--rounds 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "sdk"), str(ROOT / "collector")]
+
+import orjson
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+import llmpulse
+from llmpulse import check, testing
+from llmpulse._cost import PriceBook
+from llmpulse._otlp import ProtobufEncoder
+from llmpulse._otlp_json import JsonEncoder
+from llmpulse._refusal import RefusalDetector
+from llmpulse._span import KIND_CLIENT, KIND_INTERNAL, AttrValue, SpanRecord
+from llmpulse_collector.ingest import Limits
+from llmpulse_collector.ingest.otlp import decode_traces
+
+RESOURCE: dict[str, AttrValue] = {
+    "service.name": "support-bot",
+    "service.version": "1.4.2",
+    "deployment.environment.name": "production",
+    "telemetry.sdk.name": "llmpulse",
+    "telemetry.sdk.language": "python",
+    "telemetry.sdk.version": "0.1.0",
+}
+SCOPE = ("llmpulse", "0.1.0")
+WORDS = (  # noqa: SIM905
+    "order refund shipping account password invoice delivery tracking cancel upgrade plan"
+    " billing card address warranty return exchange discount coupon"
+).split()
+REFUSAL = "I'm sorry, but I can't help with that request."
+
+
+def _text(rng: random.Random, n_chars: int) -> str:
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        w = rng.choice(WORDS)
+        out.append(w)
+        size += len(w) + 1
+    return " ".join(out)
+
+
+def sdk_spans(n: int, seed: int) -> list[SpanRecord]:
+    """``n`` LLM spans (plus their parent steps, dropped) made by the real SDK."""
+    rng = random.Random(seed)
+    prompt = llmpulse.Prompt("support-reply", "You are a friendly support agent. {question}")
+
+    @llmpulse.llm(provider="openai", model="gpt-4o-mini", prompt=prompt)
+    def reply(messages: list[dict[str, str]], answer: str) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{rng.getrandbits(96):024x}",
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+            "usage": {
+                "prompt_tokens": rng.randrange(200, 4000),
+                "completion_tokens": rng.randrange(20, 800),
+                "prompt_tokens_details": {"cached_tokens": rng.choice((0, 1024))},
+            },
+        }
+
+    with testing.capture(
+        "support-bot", deterministic=False, assertions=[check.starts_lowercase(), check.max_length(2000)]
+    ) as exporter:
+        for _ in range(n):
+            messages = [
+                {"role": "system", "content": _text(rng, 600)},
+                {"role": "user", "content": _text(rng, 700)},
+                {"role": "assistant", "content": _text(rng, 300)},
+                {"role": "user", "content": _text(rng, 300)},
+            ]
+            answer = REFUSAL if rng.random() < 0.05 else _text(rng, 500)
+            reply(messages=messages, answer=answer)
+        return exporter.llm_spans()
+
+
+def otel_genai_spans(n: int, seed: int) -> list[SpanRecord]:
+    """What an OTel GenAI instrumentation records: current names, no llmpulse attributes."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        start = 1_760_000_000_000_000_000 + i * 37_000_000
+        out_msgs = [{"role": "assistant", "parts": [{"type": "text", "content": _text(rng, 500)}]}]
+        attrs: dict[str, AttrValue] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.request.temperature": 0.2,
+            "gen_ai.request.max_tokens": 1024,
+            "gen_ai.response.model": "gpt-4o-2024-08-06",
+            "gen_ai.response.id": f"chatcmpl-{rng.getrandbits(96):024x}",
+            "gen_ai.usage.input_tokens": rng.randrange(200, 4000),
+            "gen_ai.usage.output_tokens": rng.randrange(20, 800),
+            "gen_ai.response.finish_reasons": ["stop"],
+            "gen_ai.output.messages": orjson.dumps(out_msgs).decode(),
+            "server.address": "api.openai.com",
+            "server.port": 443,
+        }
+        s = SpanRecord("chat gpt-4o", rng.getrandbits(128), rng.getrandbits(64), 0, KIND_CLIENT, start, attrs)
+        s.end_ns = start + rng.randrange(200_000_000, 4_000_000_000)
+        out.append(s)
+    return out
+
+
+def small_spans(n: int, seed: int) -> list[SpanRecord]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        start = 1_760_000_000_000_000_000 + i * 37_000_000
+        attrs: dict[str, AttrValue] = {
+            "llmpulse.span.kind": "retrieval",
+            "code.function.name": "search_docs",
+            "code.namespace": "shop.support",
+            "llmpulse.prompt.version": "3f9a2c1e",
+            "retrieval.documents.count": rng.randrange(1, 20),
+            "retrieval.top_score": rng.random(),
+            "retrieval.cache_hit": rng.random() < 0.5,
+            "session.id": f"s-{rng.getrandbits(40):010x}",
+        }
+        s = SpanRecord(
+            "search_docs", rng.getrandbits(128), rng.getrandbits(64), rng.getrandbits(64), KIND_INTERNAL, start, attrs
+        )
+        s.end_ns = start + rng.randrange(1_000_000, 50_000_000)
+        out.append(s)
+    return out
+
+
+def otel_protobuf(records: list[SpanRecord]) -> bytes:
+    """The official OTLP exporter's encoding of the same spans."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    kinds = {KIND_INTERNAL: SpanKind.INTERNAL, KIND_CLIENT: SpanKind.CLIENT}
+    resource = Resource.create(RESOURCE)
+    scope = InstrumentationScope(*SCOPE)
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    spans = [
+        ReadableSpan(
+            name=r.name,
+            context=SpanContext(r.trace_id, r.span_id, is_remote=False, trace_flags=flags),
+            parent=SpanContext(r.trace_id, r.parent_id, is_remote=False, trace_flags=flags) if r.parent_id else None,
+            resource=resource,
+            attributes=r.attributes,
+            events=[Event(e.name, e.attributes, e.time_ns) for e in r.events],
+            kind=kinds[r.kind],
+            status=Status([StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR][r.status]),
+            start_time=r.start_ns,
+            end_time=r.end_ns,
+            instrumentation_scope=scope,
+        )
+        for r in records
+    ]
+    return encode_spans(spans).SerializeToString()  # type: ignore[no-any-return]
+
+
+WORKLOADS: dict[str, tuple[str, Callable[[int, int], list[SpanRecord]]]] = {
+    "sdk-llm": ("LLM spans made by the llmpulse SDK (prompt, 2 assertions, content on)", sdk_spans),
+    "otel-genai": ("current-semconv GenAI spans from an OTel instrumentation (priced, heuristic)", otel_genai_spans),
+    "small": ("small non-LLM spans", small_spans),
+}
+
+
+def _cpu_us_per_span(fn: Callable[[], object], n_spans: int) -> float:
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.thread_time_ns()
+        fn()
+        return (time.thread_time_ns() - t0) / 1000 / n_spans
+    finally:
+        gc.enable()
+
+
+def run(workload: str, batch: int, rounds: int) -> None:
+    title, factory = WORKLOADS[workload]
+    records = factory(batch, 1)
+    bodies = {
+        "llmpulse protobuf": (ProtobufEncoder(RESOURCE, *SCOPE).encode(records), "application/x-protobuf"),
+        "llmpulse json": (JsonEncoder(RESOURCE, *SCOPE).encode(records), "application/json"),
+        "OTel protobuf": (otel_protobuf(records), "application/x-protobuf"),
+    }
+    limits = Limits()
+    prices = PriceBook()
+    refusals = RefusalDetector()
+
+    def decode(body: bytes, ctype: str) -> Any:
+        return decode_traces(
+            body, content_type=ctype, content_encoding=None, project="bench", limits=limits, prices=prices,
+            refusals=refusals,
+        )  # fmt: skip
+
+    first = records[0]
+    shape = f"{len(first.attributes)} attributes"
+    if first.events:
+        shape += f" + {len(first.events)} events x {len(first.events[0].attributes)} attributes"
+    print(f"\n{title}: {shape} a span; {batch} spans a request. CPU µs per span, {rounds} rounds:")
+    print(f"  {'body':20} {'bytes/span':>10} {'decode_traces':>14} {'(best)':>7} {'parse only':>11} {'rest':>7}")
+    for name, (body, ctype) in bodies.items():
+        result = decode(body, ctype)  # warm-up: price cache, imports
+        assert len(result.spans) == batch and not result.rejected, (name, result.errors)
+        parse: Callable[[], object] = (
+            (lambda b=body: orjson.loads(b))
+            if ctype == "application/json"
+            else (lambda b=body: ExportTraceServiceRequest.FromString(b))
+        )
+        full = [_cpu_us_per_span(lambda b=body, c=ctype: decode(b, c), batch) for _ in range(rounds)]
+        only = [_cpu_us_per_span(parse, batch) for _ in range(rounds)]
+        med, p_med = statistics.median(full), statistics.median(only)
+        print(
+            f"  {name:20} {len(body) // batch:10d} {med:14.2f} {min(full):7.2f} {p_med:11.2f} {med - p_med:7.2f}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=512, help="spans per request (OTel's default batch)")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
+    args = ap.parse_args()
+    for workload in WORKLOADS if args.workload == "all" else [args.workload]:
+        run(workload, args.batch, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""Versioned, idempotent schema migrations, recorded in ``schema_migrations``.
+
+Each migration is a list of ``CREATE ... IF NOT EXISTS`` statements built from the row
+schemas in ``rows.py`` (columns are never retyped here). ``migrate(store)`` applies the
+versions ``schema_migrations`` lacks, in order, and records each one; running it twice, or
+from two threads or processes at once, is safe: the DDL is idempotent and the version row
+is inserted with a fixed deduplication token, so it is stored once.
+
+Tables (single server or chDB):
+
+- ``spans``: MergeTree, one partition per day, ordered by ``(project, service, start_time)``
+  for per-project/service time-range scans, a bloom filter on ``trace_id`` for trace lookups,
+  TTL ``retention_days`` (whole parts dropped), insert deduplication window.
+- ``assertions``, ``feedback``: the same, ordered by ``(project, time)``.
+- ``llm_1m``, ``assertions_1m``: per-minute rollups (AggregatingMergeTree) fed by
+  materialized views; their targets also deduplicate, so a replayed insert is counted once.
+
+Cluster mode (``Store.connect(..., cluster="name")``): every statement runs ``ON CLUSTER``,
+the storage tables become ``<name>_local`` Replicated* tables (``{shard}``/``{replica}``
+macros) and ``<name>`` is a ``Distributed`` table over them, so reads and inserts use the
+same names in both modes. Spans, assertions and feedback are sharded by ``trace_id``, so a
+trace lives on one shard.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from llmpulse_collector.rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHEMA
+
+from .clickhouse import Store, check_identifier
+
+__all__ = [
+    "ASSERTION_SUMS",
+    "LLM_SUMS",
+    "MIGRATIONS",
+    "Migration",
+    "applied_versions",
+    "assertion_rollup_keys",
+    "llm_quantiles",
+    "migrate",
+    "migrate_dsn",
+    "schema_statements",
+]
+
+DEDUP_WINDOW = 10_000
+"""Insert blocks remembered per table for deduplication (``non_replicated_deduplication_window``)."""
+
+ROLLUP_KEYS = (
+    "service",
+    "environment",
+    "provider",
+    "model",
+    "operation",
+    "prompt_name",
+    "prompt_version",
+)
+"""Dimensions of ``llm_1m`` after ``(project, minute)``; ``assertions_1m`` keeps those the assertion rows carry."""
+
+QUANTILES = "0.5, 0.95, 0.99"
+
+# Aggregates over spans (or assertions) aliased ``s``: the rollup views and the raw queries
+# share these texts, so both paths count the same way. Columns are qualified because the
+# views' output names (``cost_usd``, ``input_tokens``) would otherwise shadow them.
+_WEIGHT = "toUInt32(greatest(1, round(s.sample_weight)))"  # t-digest weights are integers
+_STREAMED = "s.stream = 1 AND s.ttft_s IS NOT NULL"
+
+LLM_SUMS: dict[str, str] = {
+    "calls": "sum(s.sample_weight)",
+    "errors": "sumIf(s.sample_weight, s.status_code = 2)",
+    "refusals": "sumIf(s.sample_weight, s.refusal = 1)",
+    "input_tokens": "sum(s.input_tokens * s.sample_weight)",
+    "output_tokens": "sum(s.output_tokens * s.sample_weight)",
+    "cache_read_tokens": "sum(s.cache_read_tokens * s.sample_weight)",
+    "reasoning_tokens": "sum(s.reasoning_tokens * s.sample_weight)",
+    "cost_usd": "sum(ifNull(s.cost_usd, 0) * s.sample_weight)",
+    "priced_calls": "sumIf(s.sample_weight, s.cost_usd IS NOT NULL)",
+    "streams": f"sumIf(s.sample_weight, {_STREAMED})",
+}
+"""``llm_1m``'s weighted sums (``SimpleAggregateFunction(sum, Float64)`` columns)."""
+
+ASSERTION_SUMS: dict[str, str] = {
+    "passes": "sumIf(s.sample_weight, s.label = 'pass')",
+    "fails": "sumIf(s.sample_weight, s.label = 'fail')",
+    "errors": "sumIf(s.sample_weight, s.label = 'error')",
+}
+"""``assertions_1m``'s weighted outcome counts."""
+
+
+def llm_quantiles(combinator: str = "") -> dict[str, str]:
+    """``llm_1m``'s t-digest quantiles of latency and (streams only) TTFT; ``combinator="State"`` for the rollup."""
+    return {
+        "latency": f"quantilesTDigestWeighted{combinator}({QUANTILES})(s.duration_s, {_WEIGHT})",
+        "ttft": f"quantilesTDigestWeighted{combinator}If({QUANTILES})(ifNull(s.ttft_s, 0), {_WEIGHT}, {_STREAMED})",
+    }
+
+
+# Compression beyond ClickHouse's LZ4 default where the data is large or regular.
+_CODECS = {
+    "start_time": "CODEC(Delta, ZSTD(1))",
+    "end_time": "CODEC(Delta, ZSTD(1))",
+    "time": "CODEC(Delta, ZSTD(1))",
+    "ingested_at": "CODEC(Delta, ZSTD(1))",
+    "input": "CODEC(ZSTD(3))",
+    "output": "CODEC(ZSTD(3))",
+    "attributes": "CODEC(ZSTD(3))",
+    "explanation": "CODEC(ZSTD(3))",
+    "comment": "CODEC(ZSTD(3))",
+}
+
+_migrate_locks: dict[tuple[str, str], threading.Lock] = {}
+_migrate_locks_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema version: its number, a short name and its statements."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    database: str
+    retention_days: int
+    cluster: str | None
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER `{self.cluster}`" if self.cluster else ""
+
+    def local(self, table: str) -> str:
+        """The name of the table that stores data (``<table>_local`` behind a Distributed one)."""
+        return f"{table}_local" if self.cluster else table
+
+    def qualified(self, table: str) -> str:
+        return f"`{self.database}`.`{table}`"
+
+    def engine(self, kind: str, table: str) -> str:
+        if self.cluster:
+            path = f"/clickhouse/tables/{{shard}}/{self.database}/{table}"
+            return f"Replicated{kind}('{path}', '{{replica}}')"
+        return f"{kind}"
+
+    def dedup_setting(self) -> str:
+        # Replicated tables deduplicate inserts by default (replicated_deduplication_window);
+        # plain MergeTree only with this setting, rollup targets included.
+        if self.cluster:
+            return f"replicated_deduplication_window = {DEDUP_WINDOW}"
+        return f"non_replicated_deduplication_window = {DEDUP_WINDOW}"
+
+
+def _columns_ddl(schema: Sequence[tuple[str, str, Any]]) -> str:
+    parts = (f"`{name}` {ctype} {_CODECS.get(name, '')}".rstrip() for name, ctype, _ in schema)
+    return ",\n    ".join(parts)
+
+
+def _data_table(
+    ctx: _Ctx,
+    table: str,
+    schema: Sequence[tuple[str, str, Any]],
+    *,
+    time_column: str,
+    order_by: str,
+    indexes: Sequence[str] = (),
+    shard_key: str = "rand()",
+) -> list[str]:
+    local = ctx.local(table)
+    body = _columns_ddl(schema)
+    for index in indexes:
+        body += f",\n    {index}"
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {ctx.qualified(local)}{ctx.on_cluster}\n(\n    {body}\n)\n"
+        f"ENGINE = {ctx.engine('MergeTree', local)}\n"
+        f"PARTITION BY toDate({time_column})\n"
+        f"ORDER BY ({order_by})\n"
+        f"TTL toDateTime({time_column}) + INTERVAL {ctx.retention_days} DAY\n"
+        f"SETTINGS {ctx.dedup_setting()}, ttl_only_drop_parts = 1"
+    ]
+    statements.extend(_distributed(ctx, table, shard_key))
+    return statements
+
+
+def _distributed(ctx: _Ctx, table: str, shard_key: str) -> list[str]:
+    if not ctx.cluster:
+        return []
+    return [
+        f"CREATE TABLE IF NOT EXISTS {ctx.qualified(table)}{ctx.on_cluster} AS {ctx.qualified(ctx.local(table))}\n"
+        f"ENGINE = Distributed('{ctx.cluster}', '{ctx.database}', '{ctx.local(table)}', {shard_key})"
+    ]
+
+
+def _rollup(ctx: _Ctx, table: str, source: str, columns: str, keys: Sequence[str], select: str) -> list[str]:
+    """An AggregatingMergeTree per-minute rollup of ``source`` and the view that feeds it."""
+    local = ctx.local(table)
+    order = ", ".join(("project", "minute", *keys))
+    view_select = select.replace("{source}", ctx.qualified(ctx.local(source)))
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {ctx.qualified(local)}{ctx.on_cluster}\n(\n    {columns}\n)\n"
+        f"ENGINE = {ctx.engine('AggregatingMergeTree', local)}\n"
+        f"PARTITION BY toDate(minute)\n"
+        f"ORDER BY ({order})\n"
+        f"TTL minute + INTERVAL {ctx.retention_days} DAY\n"
+        f"SETTINGS {ctx.dedup_setting()}, ttl_only_drop_parts = 1",
+        # The view reads the local source table: on a cluster each shard rolls up its own inserts.
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.qualified(table + '_mv')}{ctx.on_cluster}\n"
+        f"TO {ctx.qualified(local)}\nAS {view_select}",
+    ]
+    statements.extend(_distributed(ctx, table, "rand()"))
+    return statements
+
+
+def _llm_1m(ctx: _Ctx) -> list[str]:
+    span_types = {name: ctype for name, ctype, _ in SPAN_SCHEMA}
+    key_columns = ",\n    ".join(f"`{k}` {span_types[k]}" for k in ROLLUP_KEYS)
+    state = f"AggregateFunction(quantilesTDigestWeighted({QUANTILES}), Float64, UInt32)"
+    columns = (
+        f"`project` {span_types['project']},\n    `minute` DateTime('UTC'),\n    {key_columns},\n    "
+        + ",\n    ".join(f"`{name}` SimpleAggregateFunction(sum, Float64)" for name in LLM_SUMS)
+        + "".join(f",\n    `{name}` {state}" for name in llm_quantiles())
+    )
+    keys = ", ".join(ROLLUP_KEYS)
+    measures = {**LLM_SUMS, **llm_quantiles("State")}
+    select = (
+        f"SELECT project, toStartOfMinute(toDateTime(s.start_time, 'UTC')) AS minute, {keys},\n    "
+        + ",\n    ".join(f"{expr} AS {name}" for name, expr in measures.items())
+        + "\nFROM {source} AS s\nWHERE s.is_llm = 1\n"
+        + f"GROUP BY project, minute, {keys}"
+    )
+    return _rollup(ctx, "llm_1m", "spans", columns, ROLLUP_KEYS, select)
+
+
+def assertion_rollup_keys() -> tuple[str, ...]:
+    """The rollup dimensions assertion rows carry (``ROLLUP_KEYS`` that ``rows.ASSERTION_SCHEMA`` has)."""
+    names = {name for name, _, _ in ASSERTION_SCHEMA}
+    return tuple(k for k in ROLLUP_KEYS if k in names)
+
+
+def _assertions_1m(ctx: _Ctx) -> list[str]:
+    types = {name: ctype for name, ctype, _ in ASSERTION_SCHEMA}
+    dims = (*assertion_rollup_keys(), "name")
+    key_columns = ",\n    ".join(f"`{k}` {types[k]}" for k in dims)
+    columns = (
+        f"`project` {types['project']},\n    `minute` DateTime('UTC'),\n    {key_columns},\n    "
+        + ",\n    ".join(f"`{name}` SimpleAggregateFunction(sum, Float64)" for name in ASSERTION_SUMS)
+    )
+    keys = ", ".join(dims)
+    select = (
+        f"SELECT project, toStartOfMinute(toDateTime(s.time, 'UTC')) AS minute, {keys},\n    "
+        + ",\n    ".join(f"{expr} AS {name}" for name, expr in ASSERTION_SUMS.items())
+        + "\nFROM {source} AS s\n"
+        + f"GROUP BY project, minute, {keys}"
+    )
+    return _rollup(ctx, "assertions_1m", "assertions", columns, dims, select)
+
+
+def _bootstrap(ctx: _Ctx) -> list[str]:
+    """``schema_migrations`` itself (not a versioned migration)."""
+    if ctx.cluster:
+        # One copy on every node of the cluster: no {shard} in the path, so every replica of
+        # every shard shares it (hence the replica name includes the shard).
+        path = f"/clickhouse/tables/{ctx.database}/schema_migrations"
+        engine = f"ReplicatedReplacingMergeTree('{path}', '{{shard}}-{{replica}}')"
+        dedup = f"replicated_deduplication_window = {DEDUP_WINDOW}"
+    else:
+        engine = "ReplacingMergeTree"
+        dedup = f"non_replicated_deduplication_window = {DEDUP_WINDOW}"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {ctx.qualified('schema_migrations')}{ctx.on_cluster}\n"
+        "(\n    `version` UInt32,\n    `name` String,\n    `applied_at` DateTime('UTC')\n)\n"
+        f"ENGINE = {engine}\nORDER BY version\nSETTINGS {dedup}"
+    ]
+
+
+def _migrations(ctx: _Ctx) -> list[Migration]:
+    spans = _data_table(
+        ctx,
+        "spans",
+        SPAN_SCHEMA,
+        time_column="start_time",
+        order_by="project, service, start_time",
+        indexes=("INDEX idx_trace_id trace_id TYPE bloom_filter(0.01) GRANULARITY 1",),
+        shard_key="cityHash64(trace_id)",
+    )
+    assertions = _data_table(
+        ctx,
+        "assertions",
+        ASSERTION_SCHEMA,
+        time_column="time",
+        order_by="project, time",
+        indexes=("INDEX idx_trace_id trace_id TYPE bloom_filter(0.01) GRANULARITY 1",),
+        shard_key="cityHash64(trace_id)",
+    )
+    feedback = _data_table(
+        ctx,
+        "feedback",
+        FEEDBACK_SCHEMA,
+        time_column="time",
+        order_by="project, time",
+        indexes=(
+            "INDEX idx_trace_id trace_id TYPE bloom_filter(0.01) GRANULARITY 1",
+            "INDEX idx_response_id response_id TYPE bloom_filter(0.01) GRANULARITY 1",
+        ),
+        shard_key="cityHash64(trace_id)",
+    )
+    return [
+        Migration(1, "spans, assertions and feedback tables", (*spans, *assertions, *feedback)),
+        Migration(2, "per-minute rollups llm_1m and assertions_1m", (*_llm_1m(ctx), *_assertions_1m(ctx))),
+    ]
+
+
+def schema_statements(database: str, *, retention_days: int = 30, cluster: str | None = None) -> list[Migration]:
+    """Every migration's DDL for these options (no connection needed: for review and tests)."""
+    check_identifier(database, "database")
+    return [
+        Migration(0, "schema_migrations", tuple(_bootstrap(_Ctx(database, retention_days, cluster)))),
+        *_migrations(_Ctx(database, retention_days, cluster)),
+    ]
+
+
+MIGRATIONS: tuple[tuple[int, str], ...] = tuple((m.version, m.name) for m in _migrations(_Ctx("llmpulse", 30, None)))
+"""(version, name) of every migration, in order."""
+
+
+def applied_versions(store: Store) -> list[int]:
+    """The versions recorded in ``schema_migrations``, ascending (empty before the first migrate)."""
+    rows = store.query("SELECT DISTINCT version FROM schema_migrations ORDER BY version")
+    return [int(r["version"]) for r in rows]
+
+
+def migrate(store: Store) -> list[int]:
+    """Apply the migrations ``store`` lacks, in order; return the versions applied (``[]``: up to date).
+
+    Idempotent and safe to run concurrently: within a process the runs are serialised;
+    across processes every statement is ``IF NOT EXISTS`` and a version is recorded with a
+    fixed deduplication token, so it is stored once. Raises ``StorageError``.
+    """
+    ctx = _Ctx(store.database, store.retention_days, store.cluster)
+    with _lock_for(store):
+        for statement in _bootstrap(ctx):
+            store.command(statement)
+        done = set(applied_versions(store))
+        applied: list[int] = []
+        for migration in _migrations(ctx):
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                store.command(statement)
+            store.insert(
+                "schema_migrations",
+                [{"version": migration.version, "name": migration.name, "applied_at": _now()}],
+                ("version", "name", "applied_at"),
+                dedup_token=f"llmpulse-migration-{migration.version}",
+            )
+            applied.append(migration.version)
+        return applied
+
+
+def migrate_dsn(
+    dsn: str, *, database: str = "llmpulse", retention_days: int = 30, cluster: str | None = None
+) -> list[int]:
+    """Connect, migrate and close: what ``llmpulse migrate`` runs. Returns the versions applied."""
+    with Store.connect(dsn, database=database, retention_days=retention_days, cluster=cluster) as store:
+        return migrate(store)
+
+
+def _lock_for(store: Store) -> threading.Lock:
+    key = (store.embedded_path or store.dsn, store.database)
+    with _migrate_locks_guard:
+        return _migrate_locks.setdefault(key, threading.Lock())
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)

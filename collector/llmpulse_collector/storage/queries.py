@@ -1,0 +1,479 @@
+"""The read API behind ``/api/stats``, ``/api/traces`` and ``/api/traces/{id}``.
+
+Every query is filtered by ``project`` (a tenant never sees another's rows). Values are
+bound by the driver as ``{name:Type}`` parameters, never formatted into SQL; the only
+identifiers that reach SQL text (group-by and filter columns) come from ``GROUP_KEYS``,
+and anything else is refused with a ``ValueError`` naming it.
+
+Counts are weighted by ``sample_weight`` (1/p of the SDK's sampling), so they estimate
+what happened rather than what was kept; they are floats.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import orjson
+
+from llmpulse_collector.rows import ASSERTION_SCHEMA, SPAN_SCHEMA
+
+from .clickhouse import Store
+from .migrations import ASSERTION_SUMS, LLM_SUMS, QUANTILES, llm_quantiles
+
+__all__ = ["GROUP_KEYS", "RAW_MAX_WINDOW_S", "stats", "trace", "traces"]
+
+GROUP_KEYS = ("service", "model", "provider", "prompt_version", "environment", "prompt_name", "operation")
+"""The columns ``stats`` can group and filter by (the rollups' dimensions)."""
+
+RAW_MAX_WINDOW_S = 3600
+"""``stats`` reads raw rows up to this window, the per-minute rollups beyond it."""
+
+TRACE_SLACK_NS = 3600 * 10**9
+"""How far past a search window's edges ``traces`` reads spans, so traces up to an hour long are whole."""
+
+_TRACE_WINDOWS_S = (3600, 6 * 3600, 86400, 7 * 86400, None)
+_MAX_LIMIT = 1000
+_ASSERTION_COLUMNS = frozenset(name for name, _, _ in ASSERTION_SCHEMA)
+# Measure -> aggregate expression, raw tables (aliased ``s``) vs rollups; both give the same numbers.
+_RAW_MEASURES = {**LLM_SUMS, **llm_quantiles()}
+_ROLLUP_MEASURES = {
+    **{name: f"sum({name})" for name in LLM_SUMS},
+    **{name: f"quantilesTDigestWeightedMerge({QUANTILES})({name})" for name in llm_quantiles()},
+}
+_RAW_OUTCOMES = dict(ASSERTION_SUMS)
+_ROLLUP_OUTCOMES = {name: f"sum({name})" for name in ASSERTION_SUMS}
+
+
+def _keys(group_by: Sequence[str] | str) -> list[str]:
+    if isinstance(group_by, str):
+        group_by = [group_by]
+    keys: list[str] = []
+    for key in group_by:
+        if key not in GROUP_KEYS:
+            raise ValueError(f"group_by: {key!r} is not allowed; use any of {', '.join(GROUP_KEYS)}")
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _filters(filters: Mapping[str, str] | None) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for key, value in (filters or {}).items():
+        if key not in GROUP_KEYS:
+            raise ValueError(f"filter {key!r} is not allowed; filter by any of {', '.join(GROUP_KEYS)}")
+        if not isinstance(value, str):
+            raise ValueError(f"filter {key!r}: expected a string, got {type(value).__name__}")
+        checked[key] = value
+    return checked
+
+
+def _project(project: str) -> str:
+    if not isinstance(project, str) or not project:
+        raise ValueError(f"project must be a non-empty string, got {project!r}")
+    return project
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _quantiles(values: Sequence[float] | None) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for label, value in zip(("p50", "p95", "p99"), values or (math.nan,) * 3, strict=True):
+        # t-digest answers in Float32: round off the representation noise (µs resolution).
+        out[label] = None if value is None or math.isnan(value) else round(float(value), 6)
+    return out
+
+
+def stats(
+    store: Store,
+    project: str,
+    *,
+    window_s: int,
+    now_ns: int | None = None,
+    filters: Mapping[str, str] | None = None,
+    group_by: Sequence[str] = (),
+    source: Literal["auto", "raw", "rollup"] = "auto",
+) -> list[dict[str, Any]]:
+    """LLM-call aggregates over the last ``window_s`` seconds, one dict per group, busiest first.
+
+    ``group_by`` and the keys of ``filters`` come from ``GROUP_KEYS`` (else ``ValueError``).
+    Each group holds its keys and ``calls``, ``errors``, ``refusals``, ``error_rate``,
+    ``refusal_rate``, ``latency_s`` and ``ttft_s`` (``{"p50", "p95", "p99"}`` seconds;
+    ``ttft_s`` is None without streamed calls), ``input_tokens``, ``output_tokens``,
+    ``cache_read_tokens``, ``reasoning_tokens``, ``cost_usd`` (None when no call was priced),
+    ``priced_calls``, ``streams`` and ``assertions`` (``{name: {"pass", "fail", "error",
+    "pass_rate"}}``), all weighted by ``sample_weight``.
+
+    Windows up to ``RAW_MAX_WINDOW_S`` read the raw spans in ``[now - window, now]``; wider
+    ones read the per-minute rollups over whole minutes, from the minute holding
+    ``now - window`` through the current one (``source`` forces either). Quantiles are
+    t-digest estimates either way.
+
+    Assertion rows carry no ``operation``: grouped or filtered by it, a group's assertion
+    results are those of the groups' other keys (all operations together).
+
+    >>> stats(store, "default", window_s=3600, group_by=["service", "model"])  # doctest: +SKIP
+    [{'service': 'bot', 'model': 'gpt-4o-mini', 'calls': 120.0, 'refusal_rate': 0.025, ...}]
+    """
+    project = _project(project)
+    window_s = _positive_int(window_s, "window_s")
+    keys = _keys(group_by)
+    where_filters = _filters(filters)
+    if source not in ("auto", "raw", "rollup"):
+        raise ValueError(f"source must be 'auto', 'raw' or 'rollup', got {source!r}")
+    now = time.time_ns() if now_ns is None else int(now_ns)
+    use_rollup = source == "rollup" or (source == "auto" and window_s > RAW_MAX_WINDOW_S)
+
+    params: dict[str, Any] = {"project": project}
+    for key, value in where_filters.items():
+        params[f"f_{key}"] = value
+    if use_rollup:
+        params["lo"] = (now - window_s * 10**9) // 10**9 // 60 * 60
+        params["hi"] = now // 10**9 // 60 * 60
+        span_table, assertion_table, measures, outcomes = "llm_1m", "assertions_1m", _ROLLUP_MEASURES, _ROLLUP_OUTCOMES
+        time_range = "minute >= toDateTime({lo:Int64}, 'UTC') AND minute <= toDateTime({hi:Int64}, 'UTC')"
+        span_time = assertion_time = time_range
+        llm_only = ""
+    else:
+        params["lo"] = now - window_s * 10**9
+        params["hi"] = now
+        span_table, assertion_table, measures, outcomes = "spans", "assertions", _RAW_MEASURES, _RAW_OUTCOMES
+        span_time = _between("start_time")
+        assertion_time = _between("time")
+        llm_only = " AND is_llm = 1"
+
+    span_where = f"project = {{project:String}}{llm_only} AND {span_time}" + "".join(
+        f" AND {key} = {{f_{key}:String}}" for key in where_filters
+    )
+    select_keys = "".join(f"{key}, " for key in keys)
+    group = f"GROUP BY {', '.join(keys)}" if keys else ""
+    span_sql = (
+        f"SELECT {select_keys}"
+        + ", ".join(f"{expr} AS m_{name}" for name, expr in measures.items())
+        + f"\nFROM {span_table} AS s\nWHERE {span_where}\n{group}\nHAVING count() > 0\n"
+        + "ORDER BY m_calls DESC"
+        + "".join(f", {key}" for key in keys)
+    )
+    groups: list[dict[str, Any]] = []
+    by_assertion_key: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    assertion_keys = [key for key in keys if key in _ASSERTION_COLUMNS]
+    for row in store.query(span_sql, params):
+        group_row = _group(row, keys)
+        if group_row["calls"] <= 0:
+            continue
+        groups.append(group_row)
+        by_assertion_key.setdefault(tuple(row[k] for k in assertion_keys), []).append(group_row)
+    if not groups:
+        return []
+
+    assertion_where = f"project = {{project:String}} AND {assertion_time}" + "".join(
+        f" AND {key} = {{f_{key}:String}}" for key in where_filters if key in _ASSERTION_COLUMNS
+    )
+    select_akeys = "".join(f"{key}, " for key in assertion_keys)
+    assertion_sql = (
+        f"SELECT {select_akeys}name AS m_name, "
+        + ", ".join(f"{expr} AS m_{name}" for name, expr in outcomes.items())
+        + f"\nFROM {assertion_table} AS s\nWHERE {assertion_where}\n"
+        + f"GROUP BY {select_akeys}name\nORDER BY m_name"
+    )
+    for row in store.query(assertion_sql, params):
+        passed, failed, errored = float(row["m_passes"]), float(row["m_fails"]), float(row["m_errors"])
+        total = passed + failed + errored
+        if total <= 0:
+            continue
+        result = {
+            "pass": passed,
+            "fail": failed,
+            "error": errored,
+            "pass_rate": passed / total,
+        }
+        for group_row in by_assertion_key.get(tuple(row[k] for k in assertion_keys), ()):
+            group_row["assertions"][row["m_name"]] = dict(result)
+    return groups
+
+
+def _between(column: str) -> str:
+    return f"{column} >= fromUnixTimestamp64Nano({{lo:Int64}}) AND {column} <= fromUnixTimestamp64Nano({{hi:Int64}})"
+
+
+def _group(row: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {key: row[key] for key in keys}
+    sums = {name: float(row[f"m_{name}"]) for name in LLM_SUMS}
+    calls = sums["calls"]
+    out["calls"] = calls
+    out["errors"] = sums["errors"]
+    out["refusals"] = sums["refusals"]
+    out["error_rate"] = sums["errors"] / calls if calls else 0.0
+    out["refusal_rate"] = sums["refusals"] / calls if calls else 0.0
+    out["latency_s"] = _quantiles(row["m_latency"])
+    out["ttft_s"] = _quantiles(row["m_ttft"]) if sums["streams"] > 0 else None
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens"):
+        out[name] = sums[name]
+    out["cost_usd"] = sums["cost_usd"] if sums["priced_calls"] > 0 else None
+    out["priced_calls"] = sums["priced_calls"]
+    out["streams"] = sums["streams"]
+    out["assertions"] = {}
+    return out
+
+
+def traces(
+    store: Store,
+    project: str,
+    *,
+    service: str | None = None,
+    model: str | None = None,
+    refusal: bool | None = None,
+    failed_assertion: str | None = None,
+    since_ns: int | None = None,
+    limit: int = 50,
+    before: tuple[int, str] | None = None,
+    now_ns: int | None = None,
+) -> list[dict[str, Any]]:
+    """Traces newest first, one dict each, ``limit`` at most.
+
+    Each holds ``trace_id``, ``start`` (ns), ``duration_s``, ``name`` and ``service`` (of
+    the root span, else the earliest), ``span_count``, ``llm_calls``, ``models``,
+    ``refusal`` (any span), ``error`` (any span), ``failed_assertions`` (names) and
+    ``cost_usd`` (None when nothing was priced). Filters: a span of ``service``, an LLM
+    call to ``model``, a refusal (``refusal=True``) or none (``False``), a failed
+    ``failed_assertion``, a start at or after ``since_ns``. For the next page pass
+    ``before=(start, trace_id)`` of the last trace.
+
+    The search starts with the hour before the cursor (or now) and widens until the page is
+    full, so a recent page reads little. Traces longer than ``TRACE_SLACK_NS`` may be cut
+    at a window's edge.
+    """
+    project = _project(project)
+    limit = _positive_int(limit, "limit")
+    if limit > _MAX_LIMIT:
+        raise ValueError(f"limit must be at most {_MAX_LIMIT}, got {limit}")
+    for name, value in (("service", service), ("model", model), ("failed_assertion", failed_assertion)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {type(value).__name__}")
+    if refusal is not None and not isinstance(refusal, bool):
+        raise ValueError(f"refusal must be True, False or None, got {refusal!r}")
+    if before is not None and not (
+        isinstance(before, tuple) and len(before) == 2 and isinstance(before[0], int) and isinstance(before[1], str)
+    ):
+        raise ValueError(f"before must be (start_ns, trace_id) of the previous page's last trace, got {before!r}")
+    floor = max(0, int(since_ns)) if since_ns is not None else 0
+    anchor = before[0] if before is not None else (time.time_ns() if now_ns is None else int(now_ns))
+
+    params: dict[str, Any] = {"project": project, "limit": limit}
+    if service is not None:
+        params["service"] = service
+    if model is not None:
+        params["model"] = model
+    if failed_assertion is not None:
+        params["failed"] = failed_assertion
+    if before is not None:
+        params["b_start"], params["b_trace"] = before
+        params["scan_hi"] = before[0] + TRACE_SLACK_NS
+
+    rows: list[dict[str, Any]] = []
+    for window in _TRACE_WINDOWS_S:
+        t_lo = floor if window is None else max(floor, anchor - window * 10**9)
+        params["t_lo"] = t_lo
+        params["scan_lo"] = max(0, t_lo - TRACE_SLACK_NS)
+        rows = store.query(_traces_sql(service, model, refusal, failed_assertion, before is not None), params)
+        if len(rows) >= limit or t_lo <= floor:
+            break
+
+    failed: dict[str, list[str]] = {}
+    if rows:
+        for row in store.query(
+            "SELECT trace_id, arraySort(groupUniqArray(name)) AS names FROM assertions\n"
+            "WHERE project = {project:String} AND trace_id IN {ids:Array(String)} AND label = 'fail'\n"
+            "  AND time >= fromUnixTimestamp64Nano({scan_lo:Int64})\n"
+            "GROUP BY trace_id",
+            {"project": project, "ids": [r["trace_id"] for r in rows], "scan_lo": params["scan_lo"]},
+        ):
+            failed[row["trace_id"]] = list(row["names"])
+    return [
+        {
+            "trace_id": r["trace_id"],
+            "start": int(r["start_ns"]),
+            "duration_s": max(0.0, float(r["duration_ns"]) / 1e9),
+            "name": r["root_name"],
+            "service": r["root_service"],
+            "span_count": int(r["span_count"]),
+            "llm_calls": int(r["llm_calls"]),
+            "models": list(r["models"]),
+            "refusal": bool(r["any_refusal"]),
+            "error": bool(r["any_error"]),
+            "failed_assertions": failed.get(r["trace_id"], []),
+            "cost_usd": float(r["cost"]) if r["priced"] else None,
+        }
+        for r in rows
+    ]
+
+
+def _traces_sql(
+    service: str | None, model: str | None, refusal: bool | None, failed_assertion: str | None, paged: bool
+) -> str:
+    scan = "project = {project:String} AND start_time >= fromUnixTimestamp64Nano({scan_lo:Int64})"
+    if paged:
+        scan += " AND start_time <= fromUnixTimestamp64Nano({scan_hi:Int64})"
+    where = [scan]
+
+    def having_span(condition: str) -> str:
+        return f"trace_id IN (SELECT trace_id FROM spans WHERE {scan} AND {condition})"
+
+    if service is not None:
+        where.append(having_span("service = {service:String}"))
+    if model is not None:
+        where.append(having_span("is_llm = 1 AND model = {model:String}"))
+    if refusal:
+        where.append(having_span("refusal = 1"))
+    if failed_assertion is not None:
+        where.append(
+            "trace_id IN (SELECT trace_id FROM assertions WHERE project = {project:String}"
+            " AND time >= fromUnixTimestamp64Nano({scan_lo:Int64}) AND name = {failed:String} AND label = 'fail')"
+        )
+    having = ["t0 >= fromUnixTimestamp64Nano({t_lo:Int64})"]
+    if refusal is False:
+        having.append("max(refusal) = 0")
+    if paged:
+        having.append("(toUnixTimestamp64Nano(t0), trace_id) < ({b_start:Int64}, {b_trace:String})")
+    return (
+        "SELECT trace_id, min(start_time) AS t0, toUnixTimestamp64Nano(t0) AS start_ns,\n"
+        "    toUnixTimestamp64Nano(max(end_time)) - start_ns AS duration_ns,\n"
+        "    argMin(name, (parent_span_id != '', start_time)) AS root_name,\n"
+        "    argMin(service, (parent_span_id != '', start_time)) AS root_service,\n"
+        "    count() AS span_count, countIf(is_llm = 1) AS llm_calls,\n"
+        "    arraySort(groupUniqArrayIf(model, is_llm = 1 AND model != '')) AS models,\n"
+        "    max(refusal) AS any_refusal, max(status_code = 2) AS any_error,\n"
+        "    sum(ifNull(cost_usd, 0)) AS cost, countIf(cost_usd IS NOT NULL) AS priced\n"
+        f"FROM spans\nWHERE {' AND '.join(where)}\n"
+        "GROUP BY trace_id\n"
+        f"HAVING {' AND '.join(having)}\n"
+        "ORDER BY t0 DESC, trace_id DESC\n"
+        "LIMIT {limit:UInt32}"
+    )
+
+
+# Span columns returned by ``trace``: every column but the tenant and the trace id, with
+# timestamps as integers in their unit.
+_TIME_UNITS = {
+    "DateTime64(9, 'UTC')": ("toUnixTimestamp64Nano", "ns"),
+    "DateTime64(3, 'UTC')": ("toUnixTimestamp64Milli", "ms"),
+}
+_DETAIL_COLUMNS = [(name, ctype) for name, ctype, _ in SPAN_SCHEMA if name not in ("project", "trace_id")]
+_RENAMED = {"start_time": "start", "end_time": "end", "ingested_at": "ingested_at_ms"}
+_BOOLEANS = frozenset({"is_llm", "stream", "refusal"})
+
+
+def _detail_select() -> str:
+    parts = []
+    for name, ctype in _DETAIL_COLUMNS:
+        if ctype in _TIME_UNITS:
+            fn, unit = _TIME_UNITS[ctype]
+            parts.append(f"{fn}({name}) AS {name}_{unit}")
+        else:
+            parts.append(name)
+    return ", ".join(parts)
+
+
+_DETAIL_SQL = (
+    f"SELECT {_detail_select()}\nFROM spans\n"
+    "WHERE project = {project:String} AND trace_id = {trace_id:String}\n"
+    "ORDER BY start_time, span_id"
+)
+
+
+def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
+    """One trace with every span, its assertion results and feedback; None if ``project`` has no such trace.
+
+    Returns ``{"trace_id", "start" (ns), "duration_s", "spans": [...], "feedback": [...]}``.
+    Each span holds its columns (``start``/``end`` in ns, ``refusal``/``stream``/``is_llm``
+    as booleans, ``attributes`` as a dict, ``input``/``output`` as the stored JSON text)
+    and ``assertions``: ``[{"name", "label", "score", "explanation", "time"}]``.
+    """
+    project = _project(project)
+    if not isinstance(trace_id, str):
+        raise ValueError(f"trace_id must be a string, got {type(trace_id).__name__}")
+    params = {"project": project, "trace_id": trace_id}
+    rows = store.query(_DETAIL_SQL, params)
+    if not rows:
+        return None
+    spans: list[dict[str, Any]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        span = _span(row)
+        spans.append(span)
+        by_id.setdefault(span["span_id"], span)
+    for row in store.query(
+        "SELECT span_id, name, label, score, explanation, toUnixTimestamp64Nano(time) AS time_ns\n"
+        "FROM assertions WHERE project = {project:String} AND trace_id = {trace_id:String}\n"
+        "ORDER BY time, name",
+        params,
+    ):
+        owner = by_id.get(row["span_id"])
+        if owner is not None:
+            owner["assertions"].append(
+                {
+                    "name": row["name"],
+                    "label": row["label"],
+                    "score": row["score"],
+                    "explanation": row["explanation"],
+                    "time": int(row["time_ns"]),
+                }
+            )
+    response_ids = sorted({s["response_id"] for s in spans if s.get("response_id")})
+    feedback = [
+        {
+            "name": row["name"],
+            "value": float(row["value"]),
+            "comment": row["comment"],
+            "response_id": row["response_id"],
+            "time_ms": int(row["time_ms"]),
+        }
+        for row in store.query(
+            "SELECT name, value, comment, response_id, toUnixTimestamp64Milli(time) AS time_ms FROM feedback\n"
+            "WHERE project = {project:String}\n"
+            "  AND (trace_id = {trace_id:String}\n"
+            "       OR (response_id != '' AND response_id IN {response_ids:Array(String)}))\n"
+            "ORDER BY time, name",
+            {**params, "response_ids": response_ids},
+        )
+    ]
+    start = min(s["start"] for s in spans)
+    end = max(s["end"] for s in spans)
+    return {
+        "trace_id": trace_id,
+        "start": start,
+        "duration_s": max(0.0, (end - start) / 1e9),
+        "spans": spans,
+        "feedback": feedback,
+    }
+
+
+def _span(row: Mapping[str, Any]) -> dict[str, Any]:
+    span: dict[str, Any] = {}
+    for name, ctype in _DETAIL_COLUMNS:
+        if ctype in _TIME_UNITS:
+            span[_RENAMED.get(name, name)] = int(row[f"{name}_{_TIME_UNITS[ctype][1]}"])
+        elif name in _BOOLEANS:
+            span[name] = bool(row[name])
+        elif name == "attributes":
+            span[name] = _json_object(row[name])
+        elif name == "finish_reasons":
+            span[name] = list(row[name])
+        else:
+            span[name] = row[name]
+    span["assertions"] = []
+    return span
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text) if text else {}
+    except orjson.JSONDecodeError:
+        return {"_unparsed": text}
+    return value if isinstance(value, dict) else {"_value": value}
