@@ -33,8 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "sdk"), str(ROOT / "collector")]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collector"))
 
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -234,7 +234,8 @@ def run(workload: str, batch: int, rounds: int) -> None:
     print(f"  {'body':20} {'bytes/span':>10} {'decode_traces':>14} {'(best)':>7} {'parse only':>11} {'rest':>7}")
     for name, (body, ctype) in bodies.items():
         result = decode(body, ctype)  # warm-up: price cache, imports
-        assert len(result.spans) == batch and not result.rejected, (name, result.errors)
+        if len(result.spans) != batch or result.rejected:
+            raise SystemExit(f"{name}: {result.errors}")
         parse: Callable[[], object] = (
             (lambda b=body: orjson.loads(b))
             if ctype == "application/json"
@@ -243,9 +244,7 @@ def run(workload: str, batch: int, rounds: int) -> None:
         full = [_cpu_us_per_span(lambda b=body, c=ctype: decode(b, c), batch) for _ in range(rounds)]
         only = [_cpu_us_per_span(parse, batch) for _ in range(rounds)]
         med, p_med = statistics.median(full), statistics.median(only)
-        print(
-            f"  {name:20} {len(body) // batch:10d} {med:14.2f} {min(full):7.2f} {p_med:11.2f} {med - p_med:7.2f}"
-        )
+        print(f"  {name:20} {len(body) // batch:10d} {med:14.2f} {min(full):7.2f} {p_med:11.2f} {med - p_med:7.2f}")
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import sys
-import threading
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -63,7 +63,7 @@ def serve(overrides: dict[str, Any], workers: int = 1) -> int:
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=None, access_log=False, timeout_graceful_shutdown=10
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     try:
         server.run()
     except Exception as exc:  # startup failures (storage locked, port taken) get a plain message
@@ -76,22 +76,13 @@ class _Server(uvicorn.Server):
     """uvicorn's Server, except that on Ctrl-C / SIGTERM the demo app (which sends to this
     very server) is stopped and flushed first, while the server still accepts its spans."""
 
-    _stopping = False
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         demo = getattr(getattr(self.config.app, "state", None), "demo", None)
-        if demo is None or self._stopping:
-            super().handle_exit(sig, frame)
-            return
-        self._stopping = True
-
-        def stop_demo_then_exit() -> None:
+        if demo is not None:
             from .app import stop_demo
 
-            stop_demo(demo)
-            super(_Server, self).handle_exit(sig, frame)
-
-        threading.Thread(target=stop_demo_then_exit, name="llmpulse-demo-stop", daemon=True).start()
+            await asyncio.to_thread(stop_demo, demo)
+        await super().shutdown(sockets)
 
 
 def migrate_command(overrides: dict[str, Any]) -> int:

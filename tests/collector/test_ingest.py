@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import zlib
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from google.protobuf import json_format
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from opentelemetry.sdk.resources import Resource
@@ -56,7 +58,9 @@ def decode(
     )
 
 
-def payload_error(body: bytes, content_type: str | None = PROTOBUF, encoding: str | None = None, **limits: int) -> PayloadError:
+def payload_error(
+    body: bytes, content_type: str | None = PROTOBUF, encoding: str | None = None, **limits: int
+) -> PayloadError:
     with pytest.raises(PayloadError) as info:
         decode(body, content_type, encoding, **limits)
     return info.value
@@ -111,7 +115,9 @@ def test_protobuf_content_types(content_type: str) -> None:
     assert len(result.assertions) == 3
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", 'application/json;charset="UTF-8"'])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", 'application/json;charset="UTF-8"']
+)
 def test_json_content_types(content_type: str) -> None:
     assert len(decode(sdk_json(), content_type).spans) == 3
 
@@ -468,7 +474,11 @@ def test_deeply_nested_json_values_are_cut() -> None:
     # ~1000 JSON levels (orjson parses up to 1024; it will not write that deep, so by hand).
     value = b'{"stringValue": "leaf"}'
     for i in range(280):
-        value = b'{"arrayValue": {"values": [%s]}}' % value if i % 2 else b'{"kvlistValue": {"values": [{"key": "k", "value": %s}]}}' % value
+        value = (
+            b'{"arrayValue": {"values": [%s]}}' % value
+            if i % 2
+            else b'{"kvlistValue": {"values": [{"key": "k", "value": %s}]}}' % value
+        )
     span = orjson.dumps(jspan()).replace(b"}", b', "attributes": [{"key": "deep", "value": %s}]}' % value)
     (row,) = decode(b'{"resourceSpans": [{"scopeSpans": [{"spans": [%s]}]}]}' % span, JSON).spans
     assert "nested deeper than 16 levels" in row["attributes"]
@@ -539,8 +549,12 @@ def _check_any(body: bytes, content_type: str, encoding: str | None = None) -> N
     try:
         result = decode(body, content_type, encoding, max_attribute_chars=64, max_content_chars=64)
     except PayloadError as exc:
-        assert exc.status in (400, 413, 415)
-        assert exc.message
+        error = exc
+    else:
+        error = None
+    if error is not None:
+        assert error.status in (400, 413, 415)
+        assert error.message
     else:
         assert isinstance(result, DecodeResult)
         assert result.rejected >= 0
@@ -566,26 +580,34 @@ json_values = st.recursive(
 @FUZZ
 @given(json_values)
 def test_random_json(doc: Any) -> None:
-    _check_any(orjson.dumps(doc), JSON)
+    _check_any(json.dumps(doc).encode(), JSON)  # stdlib json: any int, as a hostile client may send
 
 
-# OTLP-shaped documents whose every field may hold a wrong or odd value.
-_ids = st.one_of(
-    st.binary(min_size=8, max_size=8).map(bytes.hex),
-    st.binary(min_size=16, max_size=16).map(bytes.hex),
-    st.text(max_size=34),
-    json_values,
-)
-_times = st.one_of(st.integers(min_value=-1, max_value=2**65), st.integers(0, 2**64).map(str), json_values)
-_any_value: st.SearchStrategy[Any] = st.recursive(
-    st.one_of(
-        st.builds(lambda v: {"stringValue": v}, st.text(max_size=80)),
-        st.builds(lambda v: {"intValue": v}, st.one_of(st.integers(), st.integers().map(str), json_values)),
-        st.builds(lambda v: {"doubleValue": v}, st.one_of(st.floats(allow_nan=False), st.sampled_from(["NaN", "-Infinity", "1e5", "x"]))),
-        st.builds(lambda v: {"boolValue": v}, json_values),
-        st.builds(lambda v: {"bytesValue": v}, json_values),
-        json_values,
+# OTLP-shaped documents: mostly valid spans (so normalisation runs on them) with odd attribute
+# values, and now and then a field holding something of the wrong type.
+_scalar_values = st.one_of(
+    st.builds(lambda v: {"stringValue": v}, st.text(max_size=80)),
+    st.builds(
+        lambda v: {"stringValue": v},
+        st.sampled_from(
+            ["chat", "openai", "gpt-4o", "pass", "fail", "LLM", "²", "I'm sorry, but I can't help with that."]
+        ),
     ),
+    st.builds(lambda v: {"stringValue": v}, st.sampled_from(['[{"parts": 5}]', '[{"role": "assistant"}]', "[1, [2]]"])),
+    st.builds(lambda v: {"intValue": v}, st.integers(-(2**63), 2**63 - 1) | st.integers(-(2**63), 2**63 - 1).map(str)),
+    st.builds(lambda v: {"doubleValue": v}, st.floats() | st.sampled_from(["NaN", "-Infinity", "Infinity"])),
+    st.builds(lambda v: {"boolValue": v}, st.booleans()),
+    st.builds(lambda v: {"bytesValue": v}, st.binary(max_size=20).map(lambda b: base64.b64encode(b).decode())),
+    st.just({}),
+)
+_junk = st.one_of(
+    json_values,
+    st.builds(lambda v: {"intValue": v}, json_values),
+    st.builds(lambda v: {"doubleValue": v}, json_values),
+    st.builds(lambda v: {"stringValue": v}, json_values),
+)
+_any_value: st.SearchStrategy[Any] = st.recursive(
+    _scalar_values,
     lambda children: st.one_of(
         st.builds(lambda vs: {"arrayValue": {"values": vs}}, st.lists(children, max_size=3)),
         st.builds(
@@ -593,7 +615,7 @@ _any_value: st.SearchStrategy[Any] = st.recursive(
             st.lists(st.tuples(st.text(max_size=10), children), max_size=3),
         ),
     ),
-    max_leaves=12,
+    max_leaves=8,
 )
 _keys = st.sampled_from(
     [
@@ -604,61 +626,165 @@ _keys = st.sampled_from(
         "gen_ai.response.model",
         "gen_ai.usage.input_tokens",
         "gen_ai.usage.prompt_tokens",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.response.finish_reasons",
         "gen_ai.output.messages",
         "gen_ai.input.messages",
         "gen_ai.prompt.0.content",
+        "gen_ai.prompt.0.role",
         "gen_ai.completion.0.content",
         "gen_ai.completion.0.finish_reason",
+        "gen_ai.completion.0.refusal",
         "llm.model_name",
         "llm.token_count.prompt",
+        "llm.input_messages.0.message.content",
         "openinference.span.kind",
+        "llm.request.type",
         "output.value",
+        "input.value",
         "llmpulse.refusal",
+        "llmpulse.refusal.source",
         "llmpulse.sample_weight",
         "llmpulse.cost.usd",
+        "gen_ai.response.time_to_first_chunk",
         "gen_ai.evaluation.name",
         "gen_ai.evaluation.score.label",
         "gen_ai.evaluation.score.value",
+        "exception.type",
+        "error.type",
         "service.name",
         "user.id",
+        "session.id",
         "x",
     ]
 )
-_attributes = st.lists(st.fixed_dictionaries({"key": _keys, "value": _any_value}), max_size=6) | json_values
-_spans = st.fixed_dictionaries(
-    {},
-    optional={
-        "traceId": _ids,
-        "spanId": _ids,
-        "parentSpanId": _ids,
-        "name": st.text(max_size=20) | json_values,
-        "kind": st.integers(-1, 9) | st.sampled_from(["SPAN_KIND_CLIENT", "x"]) | json_values,
-        "startTimeUnixNano": _times,
-        "endTimeUnixNano": _times,
-        "attributes": _attributes,
-        "events": st.lists(
-            st.fixed_dictionaries(
-                {"name": st.sampled_from(["gen_ai.evaluation.result", "exception", "other"])},
-                optional={"timeUnixNano": _times, "attributes": _attributes},
-            ),
-            max_size=3,
-        )
-        | json_values,
-        "status": st.fixed_dictionaries({}, optional={"code": json_values, "message": json_values}) | json_values,
+_attributes = st.lists(st.fixed_dictionaries({"key": _keys, "value": _any_value}), max_size=8)
+_llm_attributes = st.builds(
+    lambda model, tokens, out, extra: [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.request.model", "value": model},
+        {"key": "gen_ai.usage.input_tokens", "value": tokens},
+        {"key": "gen_ai.completion.0.content", "value": out},
+        *extra,
+    ],
+    st.sampled_from([{"stringValue": "gpt-4o-mini"}, {"stringValue": "claude-3-5-haiku-20241022"}]) | _any_value,
+    st.builds(lambda v: {"intValue": str(v)}, st.integers(-10, 10**6)) | _any_value,
+    st.sampled_from([{"stringValue": "I'm sorry, but I can't help with that."}, {"stringValue": "sure"}]) | _any_value,
+    _attributes,
+)
+_evaluation_attributes = st.builds(
+    lambda name, label, score, extra: [
+        {"key": "gen_ai.evaluation.name", "value": name},
+        {"key": "gen_ai.evaluation.score.label", "value": label},
+        {"key": "gen_ai.evaluation.score.value", "value": score},
+        *extra,
+    ],
+    st.sampled_from([{"stringValue": "is_json"}]) | _any_value,
+    st.sampled_from([{"stringValue": "pass"}, {"stringValue": "Failed"}, {"stringValue": "meh"}]) | _any_value,
+    st.builds(lambda v: {"doubleValue": v}, st.floats()) | _any_value,
+    _attributes,
+)
+_hex16 = st.binary(min_size=8, max_size=8).map(bytes.hex)
+_start = st.integers(1, 2**62)
+_events = st.lists(
+    st.fixed_dictionaries(
+        {"name": st.sampled_from(["gen_ai.evaluation.result", "exception", "other"])},
+        optional={"timeUnixNano": st.integers(0, 2**64).map(str), "attributes": _evaluation_attributes | _attributes},
+    ),
+    max_size=3,
+)
+_field_names = st.sampled_from(
+    [
+        "traceId",
+        "spanId",
+        "parentSpanId",
+        "name",
+        "kind",
+        "startTimeUnixNano",
+        "endTimeUnixNano",
+        "attributes",
+        "events",
+        "status",
+    ]
+)
+_spans = st.builds(
+    lambda tid, sid, start, dur, kind, attrs, events, code, junk: {
+        "traceId": tid,
+        "spanId": sid,
+        "name": "s",
+        "kind": kind,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + dur),
+        "attributes": attrs,
+        "events": events,
+        "status": {"code": code},
+        **junk,
     },
+    st.binary(min_size=16, max_size=16).map(bytes.hex),
+    _hex16,
+    _start,
+    st.integers(0, 2**40),
+    st.integers(-1, 9) | st.sampled_from(["SPAN_KIND_CLIENT", "nope"]),
+    _llm_attributes | _attributes,
+    _events,
+    st.integers(0, 3) | st.sampled_from(["STATUS_CODE_ERROR"]),
+    st.one_of(st.just({}), st.just({}), st.just({}), st.dictionaries(_field_names, _junk, max_size=2)),
+)
+_resource = st.lists(
+    st.fixed_dictionaries(
+        {"key": st.sampled_from(["service.name", "deployment.environment", "x"]), "value": _scalar_values}
+    ),
+    max_size=3,
 )
 _requests = st.builds(
     lambda res, spans: {"resourceSpans": [{"resource": {"attributes": res}, "scopeSpans": [{"spans": spans}]}]},
-    _attributes,
-    st.lists(_spans | json_values, max_size=4),
+    _resource,
+    st.lists(_spans, max_size=4),
 )
 
 
 @FUZZ
 @given(_requests)
 def test_random_otlp_json(doc: Any) -> None:
-    _check_any(orjson.dumps(doc), JSON)
+    _check_any(json.dumps(doc).encode(), JSON)  # stdlib json: any int, as a hostile client may send
+
+
+def _as_protobuf(doc: Any) -> bytes | None:
+    """The same request as protobuf, when protobuf's JSON parser accepts it (ids made base64)."""
+
+    def ids(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {
+                k: (
+                    base64.b64encode(bytes.fromhex(v)).decode()
+                    if k in ("traceId", "spanId", "parentSpanId")
+                    else ids(v)
+                )
+                for k, v in o.items()
+            }
+        return [ids(v) for v in o] if isinstance(o, list) else o
+
+    try:
+        return json_format.ParseDict(ids(doc), ExportTraceServiceRequest()).SerializeToString()
+    except Exception:
+        return None
+
+
+@FUZZ
+@given(_requests)
+def test_protobuf_and_json_agree(doc: Any) -> None:
+    body = _as_protobuf(doc)
+    assume(body is not None)
+    assert body is not None
+    try:
+        from_json = decode(json.dumps(doc).encode(), JSON)
+    except PayloadError:
+        return
+    from_protobuf = decode(body, PROTOBUF)
+    assert from_protobuf.spans == from_json.spans
+    assert from_protobuf.assertions == from_json.assertions
+    assert from_protobuf.rejected == from_json.rejected
 
 
 @FUZZ
@@ -676,4 +802,4 @@ def test_mutated_protobuf(doc: Any, data: st.DataObject) -> None:
         else:
             body[i:i] = data.draw(st.binary(min_size=1, max_size=4))
     _check_any(bytes(body), PROTOBUF)
-    _check_any(orjson.dumps(doc), JSON)
+    _check_any(json.dumps(doc).encode(), JSON)  # stdlib json: any int, as a hostile client may send

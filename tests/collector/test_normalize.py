@@ -323,7 +323,9 @@ def both(spans: tuple[ReadableSpan, ...]) -> Iterator[DecodeResult]:
 
 def _ids(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.get_span_context()
-    assert ctx is not None and span.start_time is not None and span.end_time is not None
+    assert ctx is not None
+    assert span.start_time is not None
+    assert span.end_time is not None
     return {
         "trace_id": f"{ctx.trace_id:032x}",
         "span_id": f"{ctx.span_id:016x}",
@@ -407,7 +409,8 @@ def test_current_genai_semconv_span() -> None:
     for result in both(memory.get_finished_spans()):
         (row,) = result.spans
         cost = PriceBook().cost("openai", "gpt-4o-2024-08-06", 1000, 100, 200, None)
-        assert cost is not None and cost > 0
+        assert cost is not None
+        assert cost > 0
         assert row == {
             **BLANK,
             **_ids(span),
@@ -673,7 +676,11 @@ TRACE = "5b8efff798038103d269b633813fc60c"
 def otlp_json(*spans: dict[str, Any], resource: dict[str, Any] | None = None) -> bytes:
     attrs = [{"key": k, "value": v} for k, v in (resource or {"service.name": {"stringValue": "svc"}}).items()]
     return orjson.dumps(
-        {"resourceSpans": [{"resource": {"attributes": attrs}, "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}]}
+        {
+            "resourceSpans": [
+                {"resource": {"attributes": attrs}, "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}
+            ]
+        }
     )
 
 
@@ -791,9 +798,7 @@ def _evaluation(name: str | None, label: str | None, score: float | str | None) 
         attrs.append({"key": "gen_ai.evaluation.name", "value": {"stringValue": name}})
     if label is not None:
         attrs.append({"key": "gen_ai.evaluation.score.label", "value": {"stringValue": label}})
-    if isinstance(score, float):
-        attrs.append({"key": "gen_ai.evaluation.score.value", "value": {"doubleValue": score}})
-    elif isinstance(score, str):
+    if score is not None:
         attrs.append({"key": "gen_ai.evaluation.score.value", "value": {"doubleValue": score}})
     return {"name": "gen_ai.evaluation.result", "timeUnixNano": "1700000001000000000", "attributes": attrs}
 

@@ -251,15 +251,17 @@ class Store:
         if not dsn.startswith(("http://", "https://")):
             raise StorageError(f"unsupported storage DSN {_redact(dsn)!r}: use chdb:///abs/path or http(s)://host:8123")
         opened: list[Client] = []
+        # No session ids (a session forbids concurrent queries on one client); bounded waits so
+        # a hung server turns into StorageUnavailable and a retry, not a stuck writer.
+        http: dict[str, Any] = {"autogenerate_session_id": False, "connect_timeout": 10, "send_receive_timeout": 120}
         try:
-            # No session ids: sessions forbid concurrent queries on one client.
-            admin = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
+            admin = clickhouse_connect.get_client(dsn=dsn, **http)
             opened.append(admin)
             on_cluster = f" ON CLUSTER `{cluster}`" if cluster else ""
             admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`{on_cluster}")
-            writer = clickhouse_connect.get_client(dsn=dsn, database=database, autogenerate_session_id=False)
+            writer = clickhouse_connect.get_client(dsn=dsn, database=database, **http)
             opened.append(writer)
-            reader = clickhouse_connect.get_client(dsn=dsn, database=database, autogenerate_session_id=False)
+            reader = clickhouse_connect.get_client(dsn=dsn, database=database, **http)
             opened.append(reader)
         except Exception as exc:
             for client in opened:
