@@ -364,7 +364,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz", summary="Storage reachable and the log writable")
     async def readyz(collector: Dep) -> Response:
         storage_ok = await run_in_threadpool(collector.store.ping)
-        wal_ok = collector.wal.bytes_used < cfg.wal_max_bytes
+        # Not ready once the log is 90% full: a load balancer should send traffic elsewhere
+        # before this collector has to answer 503.
+        wal_ok = collector.wal.bytes_used < cfg.wal_max_bytes * 0.9
         body = {
             "storage": storage_ok,
             "wal": wal_ok,

@@ -158,3 +158,66 @@ def test_health_and_readiness(collector: str) -> None:
     assert ready.status_code == 200
     assert ready.json()["storage"] is True
     assert "/v1/traces" in httpx.get(f"{collector}/openapi.json").json()["paths"]
+
+
+def test_storage_outage_fills_the_log_then_503_then_everything_drains(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ClickHouse down (a storage wrapper that fails; chDB cannot be taken down from inside
+    this process): requests are acknowledged into the log up to its cap, then refused with
+    503 + Retry-After; after recovery every acknowledged span is stored."""
+    import threading
+
+    from llmpulse._otlp import ProtobufEncoder
+    from llmpulse._span import KIND_CLIENT, SpanRecord
+    from llmpulse_collector import app as app_module
+    from llmpulse_collector.storage import StorageUnavailable
+
+    storage_up = threading.Event()
+    real_insert = app_module.Collector.insert
+
+    def flaky_insert(self: Any, *args: Any) -> None:
+        if not storage_up.is_set():
+            raise StorageUnavailable("simulated outage")
+        real_insert(self, *args)
+
+    monkeypatch.setattr(app_module.Collector, "insert", flaky_insert)
+    encoder = ProtobufEncoder({"service.name": "outage"}, "test", "1")
+    padding = "x" * 20_000  # ~20 KB a span: the 1 MiB log fills after a few dozen requests
+
+    def body(trace_id: int) -> bytes:
+        span = SpanRecord(
+            "chat m",
+            trace_id,
+            1,
+            0,
+            KIND_CLIENT,
+            time.time_ns(),
+            {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m", "pad": padding},
+        )
+        span.end_ns = span.start_ns + 1000
+        return encoder.encode([span])
+
+    small = settings.model_copy(update={"wal_max_bytes": 1 << 20, "retry_after_s": 2})
+    with running(small) as (url, _):
+        acked: list[str] = []
+        refused = None
+        for i in range(1, 200):
+            r = httpx.post(f"{url}/v1/traces", content=body(i), headers={"Content-Type": "application/x-protobuf"})
+            if r.status_code == 200:
+                acked.append(f"{i:032x}")
+            else:
+                refused = r
+                break
+        assert refused is not None, "the log never filled"
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "2"
+        assert len(acked) > 10
+        assert httpx.get(f"{url}/readyz").status_code == 503  # not ready while the log is full
+        storage_up.set()
+
+        def all_stored() -> bool:
+            return all(httpx.get(f"{url}/api/traces/{t}").status_code == 200 for t in acked)
+
+        wait_for(all_stored, timeout=60)
+        assert httpx.get(f"{url}/readyz").status_code == 200
