@@ -219,7 +219,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         return JSONResponse({"error": "; ".join(problems) or "invalid request"}, status_code=400)
 
-
     @app.post(
         "/v1/traces",
         summary="OTLP/HTTP trace export (protobuf or JSON, optionally gzip)",

@@ -37,7 +37,12 @@ Rules where the conventions leave a choice:
   OpenInference's ``input.value`` / ``output.value``). Cut to ``max_content_chars``.
 - ``attributes``: every span attribute not copied into a column, as a JSON object
   (alias names of a column count as copied: ``gen_ai.system`` next to
-  ``gen_ai.provider.name`` is left out too).
+  ``gen_ai.provider.name`` is left out too; on a span that is not GenAI, GenAI names such as
+  a rolled-up ``llm.token_count.prompt`` are not read, so they stay here). Resource
+  attributes other than the three below are not stored.
+- ``service`` / ``environment`` / ``release``: the resource's ``service.name``,
+  ``deployment.environment.name`` (or the older ``deployment.environment``) and
+  ``service.version``.
 - Assertions: each ``gen_ai.evaluation.result`` event. Its label is ``pass``, ``fail`` or
   ``error`` (common synonyms such as ``passed``/``true``/``yes`` are mapped); any other
   label with a score in [0, 1] becomes ``pass`` when the score is ≥ 0.5, else ``fail``;
@@ -104,32 +109,37 @@ _TOKEN_KEYS = frozenset(
         *_semconv._REASONING_KEYS,
     )
 )
-# Attributes whose value goes into a column (with every alias of the column's name).
-_CONSUMED = frozenset(
+# Attributes whose value goes into a column (with every alias of the column's name): read
+# on every span, and in addition on GenAI spans.
+_CONSUMED_ALWAYS = frozenset(
+    (
+        *_USER_KEYS,
+        *_SESSION_KEYS,
+        *_PROMPT_VERSION_KEYS,
+        "gen_ai.operation.name",
+        "llm.request.type",
+        "gen_ai.prompt.name",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "llmpulse.sample_weight",
+        "error.type",
+    )
+)
+_CONSUMED_GENAI = _CONSUMED_ALWAYS.union(
     (
         *_semconv._PROVIDER_KEYS,
         *_semconv._REQUEST_MODEL_KEYS,
         *_semconv._RESPONSE_MODEL_KEYS,
         *_TOKEN_KEYS,
-        *_USER_KEYS,
-        *_SESSION_KEYS,
         *_TTFT_KEYS,
         *_STREAM_KEYS,
-        *_PROMPT_VERSION_KEYS,
-        "gen_ai.operation.name",
-        "llm.request.type",
-        "gen_ai.prompt.name",
         "gen_ai.response.id",
         "gen_ai.response.finish_reasons",
         "gen_ai.completion.0.finish_reason",
-        "gen_ai.input.messages",
-        "gen_ai.output.messages",
         "llmpulse.refusal",
         "llmpulse.refusal.source",
         "llmpulse.refusal.category",
         "llmpulse.cost.usd",
-        "llmpulse.sample_weight",
-        "error.type",
     )
 )
 # (role key, content key) formats of indexed message attributes, first match wins.
@@ -409,7 +419,9 @@ class Normalizer:
         if text:
             row["output"] = text if len(text) <= content else truncate(text, content)
 
-        skip = _CONSUMED.union(used) if used else _CONSUMED
+        skip = _CONSUMED_GENAI if genai else _CONSUMED_ALWAYS
+        if used:
+            skip = skip.union(used)
         rest = {k: v for k, v in attrs.items() if k not in skip}
         if rest:
             row["attributes"] = self._json(rest)
@@ -498,8 +510,8 @@ class Normalizer:
         try:
             return orjson.dumps(value).decode()
         except TypeError:  # cannot happen with decoded OTLP values; never lose the span for it
-            self.problems.add("json", "an attribute value could not be stored as JSON; it was stored as text")
-            return orjson.dumps(value, default=str).decode()
+            self.problems.add("json", "some attribute values could not be stored as JSON and were left out")
+            return "{}"
 
     def _assertion(
         self,

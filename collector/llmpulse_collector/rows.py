@@ -17,8 +17,11 @@ from typing import Any
 
 __all__ = [
     "ASSERTION_COLUMNS",
+    "ASSERTION_SCHEMA",
     "FEEDBACK_COLUMNS",
+    "FEEDBACK_SCHEMA",
     "SPAN_COLUMNS",
+    "SPAN_SCHEMA",
     "AssertionRow",
     "FeedbackRow",
     "SpanRow",

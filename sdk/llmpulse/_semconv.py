@@ -72,7 +72,7 @@ def _int(value: Any) -> int | None:
         return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
         return int(value)
     return None
 
@@ -106,7 +106,8 @@ def _messages_text(raw: Any) -> str | None:
     for message in messages if isinstance(messages, list) else ():
         if not isinstance(message, dict):
             continue
-        for part in message.get("parts") or ():
+        parts = message.get("parts")
+        for part in parts if isinstance(parts, list) else ():
             if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("content"), str):
                 texts.append(part["content"])
         if texts:

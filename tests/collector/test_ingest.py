@@ -501,6 +501,21 @@ def test_too_many_attributes_are_cut_with_a_warning() -> None:
     assert result.errors == ["kept the first 1024 attributes of a span, event or resource"]
 
 
+def test_too_many_events_are_cut_with_a_warning() -> None:
+    event = {
+        "name": "gen_ai.evaluation.result",
+        "attributes": [
+            {"key": "gen_ai.evaluation.name", "value": {"stringValue": "x"}},
+            {"key": "gen_ai.evaluation.score.label", "value": {"stringValue": "pass"}},
+        ],
+    }
+    result = decode(jbody(jspan(events=[event] * 1500 + [{"name": ["unhashable"]}])), JSON)
+    assert len(result.assertions) == 1024
+    assert result.errors == ["kept the first 1024 events of a span"]
+    result = decode(jbody(jspan(events=[{"name": ["unhashable"]}, {"name": {"a": 1}}])), JSON)
+    assert (len(result.spans), result.rejected, result.assertions) == (1, 0, [])
+
+
 def test_mixed_batch_keeps_the_valid_spans() -> None:
     spans = [jspan(name=f"good-{i}", spanId=f"{i + 1:016x}") for i in range(3)]
     spans.insert(1, jspan(name="bad-1", traceId="1234"))

@@ -924,3 +924,12 @@ def test_rows_serialise_for_the_write_ahead_log() -> None:
     restored = orjson.loads(orjson.dumps({"spans": result.spans, "assertions": result.assertions}))
     assert restored["spans"][0]["input_tokens"] == 5
     assert not math.isnan(restored["spans"][0]["duration_s"])
+
+
+def test_genai_names_on_a_non_genai_span_stay_in_attributes() -> None:
+    # An OpenInference CHAIN span rolling up its children's tokens: not a model call, so the
+    # token count is not a column here, and it is not dropped either.
+    attrs = {"openinference.span.kind": {"stringValue": "CHAIN"}, "llm.token_count.prompt": {"intValue": "12"}}
+    (row,) = decode(otlp_json(jspan(attrs)), JSON).spans
+    assert (row["is_llm"], row["input_tokens"]) == (0, 0)
+    assert orjson.loads(row["attributes"]) == {"openinference.span.kind": "CHAIN", "llm.token_count.prompt": 12}

@@ -11,9 +11,23 @@ from otlp_receiver import Receiver, attributes
 
 def test_demo_command_sends_realistic_traffic(receiver: Receiver) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "llmpulse._cli", "demo", "--endpoint", receiver.endpoint, "--duration", "4",
-         "--rate", "40"],
-        capture_output=True, text=True, timeout=120, env={**os.environ}, check=True,
+        [
+            sys.executable,
+            "-m",
+            "llmpulse._cli",
+            "demo",
+            "--endpoint",
+            receiver.endpoint,
+            "--duration",
+            "4",
+            "--rate",
+            "40",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+        check=True,
     )
     assert "stopped after" in out.stdout
     spans = receiver.spans()

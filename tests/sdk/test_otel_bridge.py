@@ -130,3 +130,18 @@ def test_span_processor_without_init_drops_and_counts(provider: tuple[TracerProv
     with tp.get_tracer("x").start_as_current_span("chat") as s:
         s.set_attribute("gen_ai.operation.name", "chat")
     assert llmpulse.sdk_stats()["spans_dropped.not_initialised"] == 1
+
+
+def test_semconv_reader_survives_odd_values() -> None:
+    from llmpulse._semconv import from_attributes
+
+    ex = from_attributes(
+        {
+            "gen_ai.usage.input_tokens": "²",
+            "gen_ai.usage.output_tokens": "9" * 5000,
+            "gen_ai.output.messages": '[{"role": "assistant", "parts": 5}]',
+        }
+    )
+    assert ex.input_tokens is None
+    assert ex.output_tokens is None
+    assert ex.output_text == ""

@@ -22,6 +22,11 @@ one span (ids of the wrong length, no start time, an end before the start, an at
 wrong type) drops that span only, counted as rejected, with one message per kind of problem
 (OTLP partial success).
 
+Decoded values are bounded, whatever arrives: strings are cut to ``max_attribute_chars``
+(with a marker), arrays and kvlists nest at most 16 levels and keep their first 1024 items,
+a span, event or resource keeps its first 1024 attributes and a span its first 1024 events
+(with a warning in the response). upb itself refuses messages nested past its depth limit.
+
 Reading attributes out of upb messages is the real cost (each field access builds a Python
 object): the loops below touch each field once, read the common string case first, and only
 convert the events the collector stores.
@@ -41,6 +46,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse._cost import PriceBook
 from llmpulse._refusal import RefusalDetector
@@ -63,6 +69,8 @@ _JSON_SHAPE = (
 _MAX_DEPTH = 16  # nested arrays / kvlists
 _MAX_ITEMS = 1024  # elements of one array or kvlist
 _MAX_ATTRIBUTES = 1024  # attributes of one span, event or resource
+_MAX_EVENTS = 1024  # events of one span
+_TOO_MANY_EVENTS = f"kept the first {_MAX_EVENTS} events of a span"
 _TOO_DEEP = f"…[truncated: nested deeper than {_MAX_DEPTH} levels]"
 _END_OF_TIME = 1 << 63  # DateTime64(9) ends in 2262; fixed64 times past int64 are garbage
 _ZERO_TRACE = bytes(16)
@@ -292,7 +300,11 @@ def _protobuf_request(body: bytes, norm: Normalizer, limits: Limits) -> None:
                     )
                     continue
                 events: Events = []
-                for e in sp.events:
+                span_events: Sequence[Span.Event] = sp.events
+                if len(span_events) > _MAX_EVENTS:
+                    problems.add("events", _TOO_MANY_EVENTS)
+                    span_events = span_events[:_MAX_EVENTS]
+                for e in span_events:
                     ev_name = e.name
                     if ev_name in EVENT_NAMES:
                         t = e.time_unix_nano
@@ -514,11 +526,14 @@ def _json_span(sp: Any, resource: Resource, scope: str, norm: Normalizer, lim: i
     if raw_events is not None:
         if type(raw_events) is not list:
             raise _Bad(".events", f"expected an array, got {_kind(raw_events)}", "events:type")
+        if len(raw_events) > _MAX_EVENTS:
+            norm.problems.add("events", _TOO_MANY_EVENTS)
+            raw_events = raw_events[:_MAX_EVENTS]
         for j, e in enumerate(raw_events):
             if type(e) is not dict:
                 raise _Bad(f".events[{j}]", f"expected an object, got {_kind(e)}", "event:type")
             ev_name = e.get("name")
-            if ev_name in EVENT_NAMES:
+            if type(ev_name) is str and ev_name in EVENT_NAMES:
                 try:
                     t = _json_time(e.get("timeUnixNano"), ".timeUnixNano")
                     ev_attrs = _json_attributes(e.get("attributes"), lim, problems)
