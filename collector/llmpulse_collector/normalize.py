@@ -466,9 +466,9 @@ class Normalizer:
         try:
             return _semconv.from_attributes(attrs)
         except Exception:
-            # _semconv trusts a few shapes it should not (a token count "²" passes
-            # str.isdigit but not int(); `"parts": 5` in gen_ai.output.messages): read
-            # the span again without string token counts and output messages.
+            # Defensive: _semconv is meant never to raise (it once did on a token count "²"
+            # and on `"parts": 5`); if some new shape makes it, read the span again without
+            # string token counts and output messages rather than lose it.
             self.problems.add(
                 "semconv",
                 "could not read a span's GenAI attributes (malformed token counts or"

@@ -734,7 +734,6 @@ def test_malformed_output_messages_do_not_lose_the_span() -> None:
     (row,) = result.spans
     assert row["output"] == '[{"parts": 5}]'
     assert result.rejected == 0
-    assert any("gen_ai.output.messages" in e for e in result.errors)
 
 
 @pytest.mark.parametrize(
