@@ -419,3 +419,56 @@ def test_same_sql_on_a_server(server_store: Store, rows: Rows) -> None:
     detail = queries.trace(server_store, "acme", listed[0]["trace_id"])
     assert detail is not None
     assert detail["spans"][0]["start"] == listed[0]["start"]
+
+
+# --- the read API's shapes (numbers are checked by hand in test_queries.py) --------------------
+
+
+def test_trace_listing_and_detail_shapes(store: Store, rows: Rows) -> None:
+    span, assertion = rows
+    start = _now_ns()
+    root = span(start_time=start, duration_s=0.5, name="handle", is_llm=0, model="")
+    child = span(
+        start_time=start + 1000,
+        duration_s=0.25,
+        trace_id=root["trace_id"],
+        parent_span_id=root["span_id"],
+        refusal=1,
+        cost_usd=0.01,
+        attributes='{"k": 1}',
+    )
+    store.insert("spans", [child, root], SPAN_COLUMNS, dedup_token="shape:spans")
+    store.insert("assertions", [assertion(child, "is_json", "fail")], ASSERTION_COLUMNS, dedup_token="shape:a")
+    (listed,) = queries.traces(store, "acme", now_ns=start + 10**9)
+    assert {k: listed[k] for k in ("trace_id", "start", "name", "spans", "llm_calls", "models", "refusal")} == {
+        "trace_id": root["trace_id"],
+        "start": start,
+        "name": "handle",
+        "spans": 2,
+        "llm_calls": 1,
+        "models": ["gpt-4o-mini"],
+        "refusal": True,
+    }
+    assert listed["failed_assertions"] == ["is_json"]
+    assert listed["cost_usd"] == pytest.approx(0.01)
+    assert listed["duration_s"] == pytest.approx(0.5)
+    detail = queries.trace(store, "acme", root["trace_id"])
+    assert detail is not None
+    assert [s["span_id"] for s in detail["spans"]] == [root["span_id"], child["span_id"]]  # by start
+    renamed = {"start_time": "start", "end_time": "end", "ingested_at": "ingested_at_ms"}
+    expected_keys = {renamed.get(n, n) for n, _, _ in SPAN_SCHEMA if n != "project"} | {"assertions"}
+    assert set(detail["spans"][1]) == expected_keys
+    llm = detail["spans"][1]
+    assert (llm["trace_id"], llm["parent_span_id"], llm["refusal"]) == (root["trace_id"], root["span_id"], True)
+    assert llm["attributes"] == {"k": 1}
+    assert [(a["name"], a["label"]) for a in llm["assertions"]] == [("is_json", "fail")]
+    assert queries.trace(store, "other", root["trace_id"]) is None
+
+
+def test_stats_filter_keys_are_an_allow_list(store: Store) -> None:
+    for key in queries.FILTER_KEYS:
+        assert queries.stats(store, "acme", window_s=60, filters={key: "x' OR 1=1 --"}) == []
+    for bad in ("prompt_name", "operation", "project", "1=1) OR (1"):
+        with pytest.raises(ValueError, match="filter") as info:
+            queries.stats(store, "acme", window_s=60, filters={bad: "x"})
+        assert repr(bad) in str(info.value)

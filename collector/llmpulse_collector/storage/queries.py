@@ -23,10 +23,13 @@ from llmpulse_collector.rows import ASSERTION_SCHEMA, SPAN_SCHEMA
 from .clickhouse import Store
 from .migrations import ASSERTION_SUMS, LLM_SUMS, QUANTILES, llm_quantiles
 
-__all__ = ["GROUP_KEYS", "RAW_MAX_WINDOW_S", "stats", "trace", "traces"]
+__all__ = ["FILTER_KEYS", "GROUP_KEYS", "RAW_MAX_WINDOW_S", "stats", "trace", "traces"]
 
 GROUP_KEYS = ("service", "model", "provider", "prompt_version", "environment", "prompt_name", "operation")
-"""The columns ``stats`` can group and filter by (the rollups' dimensions)."""
+"""The columns ``stats`` can group by (the rollups' dimensions)."""
+
+FILTER_KEYS = ("service", "model", "provider", "prompt_version", "environment")
+"""The columns ``stats`` can filter on (all carried by assertion rows too, so both counts filter alike)."""
 
 RAW_MAX_WINDOW_S = 3600
 """``stats`` reads raw rows up to this window, the per-minute rollups beyond it."""
@@ -62,8 +65,8 @@ def _keys(group_by: Sequence[str] | str) -> list[str]:
 def _filters(filters: Mapping[str, str] | None) -> dict[str, str]:
     checked: dict[str, str] = {}
     for key, value in (filters or {}).items():
-        if key not in GROUP_KEYS:
-            raise ValueError(f"filter {key!r} is not allowed; filter by any of {', '.join(GROUP_KEYS)}")
+        if key not in FILTER_KEYS:
+            raise ValueError(f"filter {key!r} is not allowed; filter by any of {', '.join(FILTER_KEYS)}")
         if not isinstance(value, str):
             raise ValueError(f"filter {key!r}: expected a string, got {type(value).__name__}")
         checked[key] = value
@@ -102,7 +105,8 @@ def stats(
 ) -> list[dict[str, Any]]:
     """LLM-call aggregates over the last ``window_s`` seconds, one dict per group, busiest first.
 
-    ``group_by`` and the keys of ``filters`` come from ``GROUP_KEYS`` (else ``ValueError``).
+    ``group_by`` comes from ``GROUP_KEYS`` and the keys of ``filters`` from ``FILTER_KEYS``
+    (else ``ValueError`` naming the bad value; filter values are bound, never formatted).
     Each group holds its keys and ``calls``, ``errors``, ``refusals``, ``error_rate``,
     ``refusal_rate``, ``latency_s`` and ``ttft_s`` (``{"p50", "p95", "p99"}`` seconds;
     ``ttft_s`` is None without streamed calls), ``input_tokens``, ``output_tokens``,
@@ -115,8 +119,8 @@ def stats(
     ``now - window`` through the current one (``source`` forces either). Quantiles are
     t-digest estimates either way.
 
-    Assertion rows carry no ``operation``: grouped or filtered by it, a group's assertion
-    results are those of the groups' other keys (all operations together).
+    Assertion rows carry no ``operation``: grouped by it, a group's assertion results are
+    those of the group's other keys (all operations together).
 
     >>> stats(store, "default", window_s=3600, group_by=["service", "model"])  # doctest: +SKIP
     [{'service': 'bot', 'model': 'gpt-4o-mini', 'calls': 120.0, 'refusal_rate': 0.025, ...}]
@@ -238,8 +242,9 @@ def traces(
     """Traces newest first, one dict each, ``limit`` at most.
 
     Each holds ``trace_id``, ``start`` (ns), ``duration_s``, ``name`` and ``service`` (of
-    the root span, else the earliest), ``span_count``, ``llm_calls``, ``models``,
-    ``refusal`` (any span), ``error`` (any span), ``failed_assertions`` (names) and
+    the root span, else the earliest), ``spans`` (a count; also as ``span_count``),
+    ``llm_calls``, ``models``, ``refusal`` (any span), ``error`` (any span),
+    ``failed_assertions`` (names) and
     ``cost_usd`` (None when nothing was priced). Filters: a span of ``service``, an LLM
     call to ``model``, a refusal (``refusal=True``) or none (``False``), a failed
     ``failed_assertion``, a start at or after ``since_ns``. For the next page pass
@@ -302,7 +307,8 @@ def traces(
             "duration_s": max(0.0, float(r["duration_ns"]) / 1e9),
             "name": r["root_name"],
             "service": r["root_service"],
-            "span_count": int(r["span_count"]),
+            "spans": int(r["span_count"]),
+            "span_count": int(r["span_count"]),  # the same count, under its older name
             "llm_calls": int(r["llm_calls"]),
             "models": list(r["models"]),
             "refusal": bool(r["any_refusal"]),
@@ -358,13 +364,13 @@ def _traces_sql(
     )
 
 
-# Span columns returned by ``trace``: every column but the tenant and the trace id, with
-# timestamps as integers in their unit.
+# Span columns returned by ``trace``: every column but the tenant, with timestamps as
+# integers in their unit.
 _TIME_UNITS = {
     "DateTime64(9, 'UTC')": ("toUnixTimestamp64Nano", "ns"),
     "DateTime64(3, 'UTC')": ("toUnixTimestamp64Milli", "ms"),
 }
-_DETAIL_COLUMNS = [(name, ctype) for name, ctype, _ in SPAN_SCHEMA if name not in ("project", "trace_id")]
+_DETAIL_COLUMNS = [(name, ctype) for name, ctype, _ in SPAN_SCHEMA if name != "project"]
 _RENAMED = {"start_time": "start", "end_time": "end", "ingested_at": "ingested_at_ms"}
 _BOOLEANS = frozenset({"is_llm", "stream", "refusal"})
 
@@ -391,9 +397,9 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
     """One trace with every span, its assertion results and feedback; None if ``project`` has no such trace.
 
     Returns ``{"trace_id", "start" (ns), "duration_s", "spans": [...], "feedback": [...]}``.
-    Each span holds its columns (``start``/``end`` in ns, ``refusal``/``stream``/``is_llm``
-    as booleans, ``attributes`` as a dict, ``input``/``output`` as the stored JSON text)
-    and ``assertions``: ``[{"name", "label", "score", "explanation", "time"}]``.
+    Each span holds every column but ``project`` (``start``/``end`` in ns, ``ingested_at_ms``,
+    ``refusal``/``stream``/``is_llm`` as booleans, ``attributes`` as a dict, ``input``/``output``
+    as the stored JSON text) and ``assertions``: ``[{"name", "label", "score", "explanation", "time"}]``.
     """
     project = _project(project)
     if not isinstance(trace_id, str):
