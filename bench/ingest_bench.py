@@ -26,11 +26,9 @@ Run: ``.venv/bin/python bench/ingest_bench.py [--batch 512] [--rounds 10]``
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,19 +50,9 @@ from llmpulse._span import KIND_CLIENT, KIND_INTERNAL, AttrValue, SpanRecord
 from llmpulse_collector.ingest import Limits
 from llmpulse_collector.ingest.otlp import decode_traces
 
-RESOURCE: dict[str, AttrValue] = {
-    "service.name": "support-bot",
-    "service.version": "1.4.2",
-    "deployment.environment.name": "production",
-    "telemetry.sdk.name": "llmpulse",
-    "telemetry.sdk.language": "python",
-    "telemetry.sdk.version": "0.1.0",
-}
-SCOPE = ("llmpulse", "0.1.0")
-WORDS = (  # noqa: SIM905
-    "order refund shipping account password invoice delivery tracking cancel upgrade plan"
-    " billing card address warranty return exchange discount coupon"
-).split()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from encode_bench import RESOURCE, SCOPE, WORDS, _cpu_us_per_span, make_small_span
+
 REFUSAL = "I'm sorry, but I can't help with that request."
 
 
@@ -141,25 +129,7 @@ def otel_genai_spans(n: int, seed: int) -> list[SpanRecord]:
 
 def small_spans(n: int, seed: int) -> list[SpanRecord]:
     rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        start = 1_760_000_000_000_000_000 + i * 37_000_000
-        attrs: dict[str, AttrValue] = {
-            "llmpulse.span.kind": "retrieval",
-            "code.function.name": "search_docs",
-            "code.namespace": "shop.support",
-            "llmpulse.prompt.version": "3f9a2c1e",
-            "retrieval.documents.count": rng.randrange(1, 20),
-            "retrieval.top_score": rng.random(),
-            "retrieval.cache_hit": rng.random() < 0.5,
-            "session.id": f"s-{rng.getrandbits(40):010x}",
-        }
-        s = SpanRecord(
-            "search_docs", rng.getrandbits(128), rng.getrandbits(64), rng.getrandbits(64), KIND_INTERNAL, start, attrs
-        )
-        s.end_ns = start + rng.randrange(1_000_000, 50_000_000)
-        out.append(s)
-    return out
+    return [make_small_span(rng, i) for i in range(n)]
 
 
 def otel_protobuf(records: list[SpanRecord]) -> bytes:
@@ -198,17 +168,6 @@ WORKLOADS: dict[str, tuple[str, Callable[[int, int], list[SpanRecord]]]] = {
     "otel-genai": ("current-semconv GenAI spans from an OTel instrumentation (priced, heuristic)", otel_genai_spans),
     "small": ("small non-LLM spans", small_spans),
 }
-
-
-def _cpu_us_per_span(fn: Callable[[], object], n_spans: int) -> float:
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.thread_time_ns()
-        fn()
-        return (time.thread_time_ns() - t0) / 1000 / n_spans
-    finally:
-        gc.enable()
 
 
 def run(workload: str, batch: int, rounds: int) -> None:
