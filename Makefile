@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint fmt bench clean
+.PHONY: help install system-deps run test lint fmt bench clean
 
 help:
 	@echo "make run    - start the collector (embedded ClickHouse) with demo traffic on 127.0.0.1:4318"
@@ -24,6 +24,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Debian packages the tests run for real: promtool and a Prometheus server (Alertmanager for the
+# alert rules). Installed only when missing; needs root or sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null; }
+
 run: install
 	$(BIN)/llmpulse serve --demo
 
@@ -32,7 +41,7 @@ lint: install
 	$(BIN)/ruff format --check sdk collector tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint system-deps
 	$(BIN)/pytest -q
 
 bench: install

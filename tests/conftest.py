@@ -21,7 +21,7 @@ def _clean_sdk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from llmpulse._stats import stats
 
     for name in list(os.environ):
-        if name.startswith(("LLMPULSE_", "OTEL_")):
+        if name.startswith(("LLMPULSE_", "OTEL_", "DD_")):
             monkeypatch.delenv(name)
     llmpulse.shutdown()
     stats.reset()

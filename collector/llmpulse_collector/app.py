@@ -20,6 +20,7 @@ import structlog
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +28,10 @@ from llmpulse._cost import PriceBook
 from llmpulse._refusal import RefusalDetector
 from llmpulse._version import __version__
 
+from .export.aggregate import Aggregator
+from .export.datadog import DatadogExporter
+from .export.health import Health
+from .export.prometheus import WalGauges, build_registry, render
 from .ingest import Limits, PayloadError
 from .ingest.otlp import decode_traces, encode_response
 from .settings import Settings
@@ -55,7 +60,7 @@ class ApiError(Exception):
 
 @dataclass
 class Collector:
-    """What the routes share: settings, storage, the log, the writer, pricing."""
+    """What the routes share: settings, storage, the log, the writer, pricing, metrics."""
 
     settings: Settings
     store: Store
@@ -65,6 +70,10 @@ class Collector:
     prices: PriceBook
     refusals: RefusalDetector
     started_at: float
+    aggregator: Aggregator
+    health: Health
+    registry: CollectorRegistry
+    datadog: DatadogExporter | None = None
 
     def insert(self, table: str, rows: list[dict[str, Any]], columns: tuple[str, ...], token: str) -> None:
         self.store.insert(table, rows, columns, dedup_token=token)
@@ -94,6 +103,8 @@ def _varint(n: int) -> bytes:
 
 # gRPC status codes used in OTLP error bodies.
 _GRPC = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14}
+# HTTP status of a refused request -> reason in llmpulse_collector_requests_rejected_total.
+_REASONS = {400: "bad_request", 413: "too_large", 415: "unsupported_media_type"}
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -232,6 +243,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def v1_traces(request: Request, collector: Dep, project: Project) -> Response:
         content_type = request.headers.get("content-type")
         as_json = _is_json(content_type)
+        protocol = "otlp_json" if as_json else "otlp_protobuf"
+        health = collector.health
         try:
             body = await _read_body(request, collector.limits.max_body_bytes)
             result = await run_in_threadpool(
@@ -244,15 +257,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 prices=collector.prices,
                 refusals=collector.refusals,
             )
-        except PayloadError as exc:
+        except (PayloadError, ApiError) as exc:
+            health.inc("requests_rejected", protocol, _REASONS.get(exc.status, str(exc.status)))
             return _otlp_error(exc.status, exc.message, as_json)
-        except ApiError as exc:
-            return _otlp_error(exc.status, exc.message, as_json)
+        accepted = len(result.spans)
+        health.inc("spans_received", protocol, n=accepted + result.rejected)
+        health.inc("spans_rejected", protocol, "invalid", n=result.rejected)
         if result.spans or result.assertions:
             payload = encode_entry({"spans": result.spans, "assertions": result.assertions})
-            error = await _append(collector, "traces", payload)
-            if error is not None:
+            record = collector.aggregator.record_spans
+            refused = await _append(collector, "traces", payload, then=lambda: record(result.spans, result.assertions))
+            if refused is not None:
+                reason, error = refused
+                health.inc("requests_rejected", protocol, reason)
+                health.inc("spans_rejected", protocol, reason, n=accepted)
                 return _otlp_error(503, error, as_json, retry_after=cfg.retry_after_s)
+            health.inc("spans_accepted", protocol, n=accepted)
         message = "; ".join(result.errors)[:2000]
         return Response(
             encode_response(result.rejected, message, json=as_json),
@@ -271,9 +291,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "value": item.value,
             "comment": item.comment or "",
         }
-        error = await _append(collector, "feedback", encode_entry({"feedback": [row]}))
-        if error is not None:
-            raise ApiError(503, error, {"Retry-After": str(cfg.retry_after_s)})
+        record = collector.aggregator.record_feedback
+        refused = await _append(collector, "feedback", encode_entry({"feedback": [row]}), then=lambda: record([row]))
+        if refused is not None:
+            collector.health.inc("requests_rejected", "feedback", refused[0])
+            raise ApiError(503, refused[1], {"Retry-After": str(cfg.retry_after_s)})
+        collector.health.inc("feedback_accepted")
         return {"status": "accepted"}
 
     @app.get("/api/stats", summary="Windowed LLM aggregates by service, model, prompt version ...")
@@ -356,6 +379,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         result: dict[str, Any] = trace
         return result
 
+    @app.get(
+        "/metrics",
+        summary="Prometheus exposition: LLM aggregates and the collector's health (see the README's table)",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    async def metrics(request: Request, collector: Dep) -> Response:
+        body, content_type = await run_in_threadpool(render, collector.registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -384,20 +417,32 @@ def _otlp_error(status: int, message: str, as_json: bool, retry_after: int | Non
     return Response(body, status_code=status, media_type=media, headers=headers)
 
 
-async def _append(collector: Collector, kind: str, payload: bytes) -> str | None:
-    """Append to the log; None when durable, else the reason to answer 503."""
+async def _append(collector: Collector, kind: str, payload: bytes, then: Any = None) -> tuple[str, str] | None:
+    """Append to the log, then (once durable) run ``then`` (the metrics), in one worker thread.
+
+    None when acknowledged, else ``(reason, message)`` for a 503.
+    """
     try:
-        await run_in_threadpool(collector.wal.append, kind, payload)
+        await run_in_threadpool(_append_sync, collector.wal, kind, payload, then)
     except WalFull:
         log.warning("wal_full", bytes=collector.wal.bytes_used)
-        return "the collector's write-ahead log is full (storage is behind); retry later"
+        return "wal_full", "the collector's write-ahead log is full (storage is behind); retry later"
     except TimeoutError:
-        return "the write-ahead log did not commit in time; retry later"
+        return "wal_error", "the write-ahead log did not commit in time; retry later"
     except WalError as exc:  # closed during shutdown, or an I/O error: not acknowledged, the client retries
         log.warning("wal_append_failed", error=str(exc))
-        return f"the write-ahead log could not take the request ({exc}); retry later"
+        return "wal_error", f"the write-ahead log could not take the request ({exc}); retry later"
     collector.writer.wake()
     return None
+
+
+def _append_sync(wal: WriteAheadLog, kind: str, payload: bytes, then: Any) -> None:
+    wal.append(kind, payload)
+    if then is not None:
+        try:
+            then()
+        except Exception:  # metrics must never turn an acknowledged request into an error
+            log.exception("metrics_record_failed")
 
 
 async def _query(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -442,9 +487,44 @@ def _open(cfg: Settings) -> Collector:
         prices=PriceBook(),
         refusals=RefusalDetector(),
         started_at=time.time(),
+        aggregator=Aggregator(cfg.metrics_series_cap),
+        health=Health(),
+        registry=None,  # type: ignore[arg-type]
     )
+
+    def wal_gauges() -> WalGauges:
+        return WalGauges(wal.bytes_used, wal.max_bytes, wal.pending_entries, wal.oldest_age_s())
+
+    collector.registry = build_registry(collector.aggregator, collector.health, wal_gauges, version=__version__)
+    collector.datadog = DatadogExporter.from_environment(
+        collector.aggregator,
+        collector.health,
+        prefix=cfg.datadog_prefix,
+        tags=[t.strip() for t in cfg.datadog_tags.split(",") if t.strip()],
+        flush_interval=cfg.datadog_flush_interval,
+        max_samples=cfg.datadog_max_samples,
+        wal=wal_gauges,
+    )
+    if collector.datadog is not None:
+        collector.aggregator.on_samples = collector.datadog.add_samples
+        collector.datadog.start()
+    health = collector.health
+
+    def on_error(exc: BaseException) -> None:
+        if isinstance(exc, StorageUnavailable):
+            health.inc("storage_errors", "unavailable")
+        elif isinstance(exc, StorageError):
+            health.inc("storage_errors", "error")
+        else:
+            health.inc("storage_errors", "wal_read")
+
     collector.writer = Writer(
-        wal, collector.insert, max_entries=cfg.writer_batch_entries, max_bytes=cfg.writer_batch_bytes
+        wal,
+        collector.insert,
+        max_entries=cfg.writer_batch_entries,
+        max_bytes=cfg.writer_batch_bytes,
+        on_batch=health.insert_done,
+        on_error=on_error,
     )
     collector.writer.start()
     return collector
@@ -454,6 +534,8 @@ def _close(collector: Collector) -> None:
     drained = collector.writer.stop(timeout=15.0)
     if not drained:
         log.warning("writer_not_drained", pending=collector.wal.pending_entries)
+    if collector.datadog is not None:
+        collector.datadog.stop()  # a last flush, with the writer's final counts, then close the socket
     collector.wal.close()
     collector.store.close()
     log.info("collector_stopped", drained=drained)

@@ -47,6 +47,25 @@ class Settings(BaseSettings):
     demo: bool = Field(default=False, description="run the built-in demo app against this collector")
     demo_rate: float = Field(default=5.0, gt=0)
     project: str = Field(default="default", description="the project rows are stamped with when no API keys exist")
+    metrics_series_cap: int = Field(
+        default=2000,
+        ge=2,
+        description="per metric family, distinct label sets kept on /metrics and DogStatsD; "
+        "the rest are counted under __other__",
+    )
+    datadog_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_.]*$",
+        description="namespace before every DogStatsD metric name (acme -> acme.llmpulse.llm.calls); "
+        "DogStatsD itself is on when DD_AGENT_HOST or DD_DOGSTATSD_URL is set",
+    )
+    datadog_tags: str = Field(
+        default="", description="extra constant DogStatsD tags, comma-separated: team:ml,region:eu"
+    )
+    datadog_flush_interval: float = Field(default=10.0, gt=0, description="seconds between DogStatsD flushes")
+    datadog_max_samples: int = Field(
+        default=1000, ge=1, description="distribution values sent per metric and tag set per flush; past it, sampled"
+    )
 
     @model_validator(mode="after")
     def _paths(self) -> Settings:

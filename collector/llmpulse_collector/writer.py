@@ -48,7 +48,7 @@ class Writer:
         max_entries: int = 1000,
         max_bytes: int = 16 << 20,
         idle_wait: float = 0.2,
-        on_batch: Callable[[int, float], None] | None = None,
+        on_batch: Callable[[dict[str, int], float], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._wal = wal
@@ -129,16 +129,16 @@ class Writer:
             payload = orjson.loads(entry.payload)
             for key, rows in payload.items():
                 tables.setdefault(key, []).extend(rows)
-        count = 0
+        written: dict[str, int] = {}
         for key, rows in tables.items():
             if key not in TABLES:
                 log.error("wal_unknown_table", key=key, rows=len(rows))
                 continue
             table, columns = TABLES[key]
             self._insert(table, rows, columns, f"{batch.token}:{table}")
-            count += len(rows)
+            written[table] = len(rows)
         self._wal.complete(batch.id)
         self.batches_written += 1
-        self.rows_written += count
+        self.rows_written += sum(written.values())
         if self._on_batch is not None:
-            self._on_batch(count, time.perf_counter() - started)
+            self._on_batch(written, time.perf_counter() - started)
