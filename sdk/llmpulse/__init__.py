@@ -26,9 +26,11 @@ from . import check
 from ._checks import Check, validate_checks
 from ._client import IdGenerator, feedback_item, get_client, make_client, set_client
 from ._config import build_config, env_disabled, validate_sequence_of_str
+from ._context import attributes
 from ._decorators import SpanHandle, llm, observe, span
 from ._exceptions import ConfigError, LlmpulseError
 from ._export import Exporter
+from ._instrument import instrument_anthropic, instrument_openai, uninstrument_anthropic, uninstrument_openai
 from ._prompt import Prompt
 from ._stats import stats
 from ._version import __version__
@@ -39,16 +41,21 @@ __all__ = [
     "Prompt",
     "SpanHandle",
     "__version__",
+    "attributes",
     "check",
     "current_trace_id",
     "feedback",
     "flush",
     "init",
+    "instrument_anthropic",
+    "instrument_openai",
     "llm",
     "observe",
     "sdk_stats",
     "shutdown",
     "span",
+    "uninstrument_anthropic",
+    "uninstrument_openai",
 ]
 
 log = logging.getLogger("llmpulse")

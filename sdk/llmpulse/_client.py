@@ -22,6 +22,7 @@ from opentelemetry.trace import propagation as _otel_propagation
 
 from ._checks import Check
 from ._config import Config
+from ._context import _current as _attributes
 from ._cost import PriceBook
 from ._export import BatchProcessor, Exporter, HttpExporter
 from ._llm import Finisher, LLMCall, LLMSpec, error_type
@@ -207,7 +208,11 @@ class Client:
                 kwargs["messages"] = list(messages)
         elif args and type(args[0]) is list:
             args = (list(args[0]), *args[1:])
-        span.llm = LLMCall(spec, args, kwargs, stream)
+        call = span.llm = LLMCall(spec, args, kwargs, stream)
+        extra = _attributes.get()
+        if extra is not None:
+            span.attributes.update(extra.values)
+            call.checks = extra.checks
         return span
 
     def start_span(self, name: str, kind: int, attributes: dict[str, AttrValue]) -> SpanRecord:

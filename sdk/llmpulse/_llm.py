@@ -70,7 +70,7 @@ BRIDGED: Any = object()
 class LLMCall:
     """Raw material of one model call, filled on the app's thread."""
 
-    __slots__ = ("args", "chunks", "error", "first_chunk_ns", "kwargs", "result", "spec", "stream")
+    __slots__ = ("args", "checks", "chunks", "error", "first_chunk_ns", "kwargs", "result", "spec", "stream")
 
     def __init__(self, spec: LLMSpec, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool) -> None:
         self.spec = spec
@@ -81,6 +81,7 @@ class LLMCall:
         self.chunks: list[Any] | None = [] if stream else None
         self.first_chunk_ns = 0
         self.error: BaseException | None = None
+        self.checks: tuple[Check, ...] = ()  # from an enclosing llmpulse.attributes() block
 
 
 def error_type(exc: BaseException) -> str:
@@ -178,6 +179,9 @@ class Finisher:
         if ex.finish_reasons:
             attrs["gen_ai.response.finish_reasons"] = list(ex.finish_reasons)
         checks = self.checks + spec.checks if spec.checks else self.checks
+        if call.checks:
+            names = {c.name for c in call.checks}  # an attributes() check replaces one of the same name
+            checks = tuple(c for c in checks if c.name not in names) + call.checks
         response = call.chunks if call.stream else call.result
         interesting = self.judge(span, ex, spec.provider, model, checks, response)
         if self.capture_content:
