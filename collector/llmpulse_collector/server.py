@@ -41,10 +41,11 @@ def serve(overrides: dict[str, Any], workers: int = 1) -> int:
             file=sys.stderr,
         )
         return 2
-    if settings.host not in LOOPBACK_HOSTS and not _keys_exist(settings):
+    if settings.host not in LOOPBACK_HOSTS and not _keys_exist(settings) and not settings.behind_auth_proxy:
         print(
             f"llmpulse serve: refusing to listen on {settings.host} without API keys: anyone who can reach it "
-            "could read and write your traces. Listen on 127.0.0.1 (the default).",
+            "could read and write your traces. Listen on 127.0.0.1 (the default), or set "
+            "LLMPULSE_BEHIND_AUTH_PROXY=true if a proxy in front of the collector authenticates every request.",
             file=sys.stderr,
         )
         return 2

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     demo: bool = Field(default=False, description="run the built-in demo app against this collector")
     demo_rate: float = Field(default=5.0, gt=0)
     project: str = Field(default="default", description="the project rows are stamped with when no API keys exist")
+    behind_auth_proxy: bool = Field(
+        default=False,
+        description="a proxy in front authenticates every request: allow a non-loopback --host without API keys",
+    )
     metrics_series_cap: int = Field(
         default=2000,
         ge=2,

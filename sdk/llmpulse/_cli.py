@@ -24,7 +24,7 @@ def _demo(args: argparse.Namespace) -> int:
     llmpulse.init(
         service=args.service, endpoint=args.endpoint, environment="demo", release=__version__, export_interval=0.5
     )
-    app = DemoApp(rate=args.rate)
+    app = DemoApp(rate=args.rate, adversarial_rate=args.adversarial_rate)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -39,6 +39,16 @@ def _demo(args: argparse.Namespace) -> int:
     llmpulse.shutdown(5.0)
     print(f"stopped after {app.conversations} conversations; SDK counters: {llmpulse.sdk_stats()}")
     return 0
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
 
 
 def _storage_flags(p: argparse.ArgumentParser) -> None:
@@ -63,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--rate", type=float, default=5.0, help="conversations per second (default 5)")
     demo.add_argument("--service", default="demo-support-bot", help="service.name of the demo app")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.add_argument(
+        "--adversarial-rate",
+        type=_share,
+        default=0.04,
+        help="share of questions the models refuse (default 0.04; e.g. 0.5 stages a refusal spike)",
+    )
     serve = sub.add_parser("serve", help="run the collector (OTLP ingest, ClickHouse storage, query API)")
     _storage_flags(serve)
     serve.add_argument("--host", default=None, help="listen address (default 127.0.0.1; LLMPULSE_HOST)")

@@ -138,10 +138,19 @@ class FakeModels:
 
 
 class DemoApp:
-    """Sends ``rate`` support conversations a second until ``stop()``."""
+    """Sends ``rate`` support conversations a second until ``stop()``.
 
-    def __init__(self, rate: float = 5.0, seed: int | None = None, speed: float = 1.0) -> None:
+    ``adversarial_rate`` is the share of questions the models refuse (4% by default); raise
+    it, even while running, to stage a refusal spike for alert rules.
+    """
+
+    def __init__(
+        self, rate: float = 5.0, seed: int | None = None, speed: float = 1.0, adversarial_rate: float = 0.04
+    ) -> None:
+        if not 0.0 <= adversarial_rate <= 1.0:
+            raise ValueError(f"adversarial_rate must be in [0, 1], got {adversarial_rate!r}")
         self.rate = rate
+        self.adversarial_rate = adversarial_rate
         self.rng = random.Random(seed)
         self.models = FakeModels(self.rng, speed)
         self._stop = threading.Event()
@@ -191,7 +200,7 @@ class DemoApp:
         from . import current_trace_id, feedback  # the public API, imported once llmpulse is loaded
 
         rng = self.rng
-        adversarial = rng.random() < 0.04
+        adversarial = rng.random() < self.adversarial_rate
         question = rng.choice(ADVERSARIAL) if adversarial else rng.choice(QUESTIONS).format(n=rng.randint(10000, 99999))
         prompt = PROMPT_V2 if rng.random() < 0.5 else PROMPT_V1
         casual = prompt is PROMPT_V2
