@@ -50,6 +50,8 @@ def test_serve_demo_shows_stats_and_stops_cleanly(tmp_path: Path) -> None:
         assert groups, "no stats within 30 s"
         assert {g["model"] for g in groups} <= {"gpt-4o-mini-2024-07-18", "claude-3-5-haiku-latest"}
         assert all(float(str(g["calls"])) > 0 for g in groups)
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        assert 'llmpulse_llm_calls_total{environment="demo"' in metrics
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)
@@ -59,3 +61,26 @@ def test_serve_demo_shows_stats_and_stops_cleanly(tmp_path: Path) -> None:
     assert "collector_stopped" in log
     assert "drained=True" in log
     assert "dropped" not in log  # the demo was flushed while the server still listened
+
+
+def test_behind_an_auth_proxy_it_listens_on_all_interfaces(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "LLMPULSE_BEHIND_AUTH_PROXY": "true"}
+    command = [sys.executable, "-m", "llmpulse._cli", "serve", "--host", "0.0.0.0", "--port", str(port)]
+    with (tmp_path / "serve.log").open("wb") as log_file:
+        proc = subprocess.Popen(
+            [*command, "--data-dir", str(tmp_path / "data")], stdout=log_file, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json() == {"status": "ok"}
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the collector did not come up within 30 s"
+                time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
