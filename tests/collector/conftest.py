@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_harness import free_port, running
 
+from llmpulse_collector.settings import Settings
 from llmpulse_collector.storage import Store
 from llmpulse_collector.storage.migrations import migrate
 
@@ -53,6 +55,25 @@ def store(new_database: Callable[..., Store]) -> Store:
     s = new_database()
     migrate(s)
     return s
+
+
+@pytest.fixture
+def settings(chdb_path: Path, tmp_path: Path) -> Settings:
+    """Collector settings on a database of its own in the shared chDB, a free port, no fsync."""
+    return Settings(
+        storage=f"chdb://{chdb_path}",
+        database=f"t_{uuid.uuid4().hex[:12]}",
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        wal_fsync=False,
+    )
+
+
+@pytest.fixture
+def collector(settings: Settings) -> Iterator[str]:
+    """The base URL of a real collector (uvicorn on 127.0.0.1) running with ``settings``."""
+    with running(settings) as (url, _app):
+        yield url
 
 
 def span_row(**values: Any) -> dict[str, Any]:

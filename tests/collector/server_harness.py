@@ -42,3 +42,15 @@ def running(settings: Settings) -> Iterator[tuple[str, Any]]:
     finally:
         server.should_exit = True
         thread.join(60)
+
+
+def wait_for(fn: Any, timeout: float = 30.0) -> Any:
+    """Poll ``fn`` until it returns a truthy value (the writer drains asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value {value!r}")
+        time.sleep(0.1)

@@ -6,48 +6,17 @@ from __future__ import annotations
 import gzip
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from server_harness import free_port, running
+from server_harness import running, wait_for
 
 import llmpulse
 from llmpulse import check
 from llmpulse_collector.settings import Settings
 
 pytestmark = pytest.mark.collector
-
-
-@pytest.fixture
-def settings(chdb_path: Path, tmp_path: Path) -> Settings:
-    return Settings(
-        storage=f"chdb://{chdb_path}",
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        data_dir=tmp_path / "data",
-        port=free_port(),
-        wal_fsync=False,
-    )
-
-
-@pytest.fixture
-def collector(settings: Settings) -> Iterator[str]:
-    with running(settings) as (url, _app):
-        yield url
-
-
-def wait_for(fn: Any, timeout: float = 30.0) -> Any:
-    """Poll ``fn`` until it returns a truthy value (the writer drains asynchronously)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value {value!r}")
-        time.sleep(0.1)
 
 
 def openai_reply(text: str, model: str = "gpt-4o-mini-2024-07-18") -> dict[str, Any]:

@@ -5,7 +5,6 @@ ingest; shutdown flushes."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,7 @@ import pytest
 from datadog.dogstatsd.base import DogStatsd
 from dogstatsd_peer import DogStatsdPeer, Metric
 from known_batch import ENVIRONMENT, SERVICE, Call, calls, encode
-from server_harness import free_port, running
-from test_app import wait_for
+from server_harness import running, wait_for
 from test_metrics import scrape
 
 from llmpulse._cost import PriceBook
@@ -42,16 +40,8 @@ def peer() -> Iterator[DogStatsdPeer]:
 
 
 @pytest.fixture
-def settings(chdb_path: Path, tmp_path: Path) -> Settings:
-    return Settings(
-        storage=f"chdb://{chdb_path}",
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        data_dir=tmp_path / "data",
-        port=free_port(),
-        wal_fsync=False,
-        datadog_flush_interval=0.2,
-        datadog_tags="team:ml",
-    )
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"datadog_flush_interval": 0.2, "datadog_tags": "team:ml"})
 
 
 def dd_tags(c: Call) -> frozenset[str]:

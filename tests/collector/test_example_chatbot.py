@@ -13,35 +13,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from server_harness import free_port, running
-from test_app import wait_for
+from server_harness import free_port, wait_for
 
 from fake_openai import FakeOpenAI
-from llmpulse_collector.settings import Settings
 
 pytestmark = [pytest.mark.collector, pytest.mark.slow]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "chatbot"
-
-
-@pytest.fixture
-def collector(chdb_path: Path, tmp_path: Path) -> Iterator[str]:
-    settings = Settings(
-        storage=f"chdb://{chdb_path}",
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        data_dir=tmp_path / "data",
-        port=free_port(),
-        wal_fsync=False,
-    )
-    with running(settings) as (url, _app):
-        yield url
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ import httpx
 import pytest
 from known_batch import Call, Key, calls, encode, expected_prometheus, key
 from prometheus_client.parser import text_string_to_metric_families
-from server_harness import free_port, running
-from test_app import wait_for
+from server_harness import free_port, running, wait_for
 
 from llmpulse._otlp import ProtobufEncoder
 from llmpulse._span import KIND_CLIENT, SpanRecord
@@ -29,23 +28,6 @@ pytestmark = pytest.mark.collector
 
 PROTOBUF_TYPE = "application/x-protobuf"
 PROTOBUF = {"content-type": PROTOBUF_TYPE}
-
-
-@pytest.fixture
-def settings(chdb_path: Path, tmp_path: Path) -> Settings:
-    return Settings(
-        storage=f"chdb://{chdb_path}",
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        data_dir=tmp_path / "data",
-        port=free_port(),
-        wal_fsync=False,
-    )
-
-
-@pytest.fixture
-def collector(settings: Settings) -> Iterator[str]:
-    with running(settings) as (url, _app):
-        yield url
 
 
 def scrape(url: str) -> dict[Key, float]:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,25 +18,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from server_harness import free_port, running
 
 from fake_openai import FakeOpenAI
-from llmpulse_collector.settings import Settings
 
 pytestmark = pytest.mark.collector
-
-
-@pytest.fixture
-def collector(chdb_path: Path, tmp_path: Path) -> Iterator[str]:
-    settings = Settings(
-        storage=f"chdb://{chdb_path}",
-        database=f"t_{uuid.uuid4().hex[:12]}",
-        data_dir=tmp_path / "data",
-        port=free_port(),
-        wal_fsync=False,
-    )
-    with running(settings) as (url, _app):
-        yield url
 
 
 def _trace(url: str, trace_id: str, spans: int) -> list[dict[str, Any]]:
