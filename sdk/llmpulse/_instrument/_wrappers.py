@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from llmpulse._client import Client, _state, current_span
+from llmpulse._decorators import _finish, _internal_error, _start
 from llmpulse._llm import LLMSpec
 from llmpulse._span import SpanRecord
-from llmpulse._stats import stats
 
 __all__ = ["AsyncStreamProxy", "StreamProxy", "async_method", "begin", "end", "sync_method"]
 
@@ -28,11 +28,6 @@ log = logging.getLogger("llmpulse")
 
 # What of the call's keyword arguments to keep for the span (content capture reads them).
 Capture = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def _internal_error(where: str) -> None:
-    log.debug("llmpulse internal error in %s", where, exc_info=True)
-    stats.incr("internal_errors")
 
 
 def recording() -> Client | None:
@@ -47,23 +42,11 @@ def recording() -> Client | None:
 
 
 def begin(client: Client, spec: LLMSpec, kwargs: dict[str, Any], stream: bool) -> SpanRecord | None:
-    try:
-        return client.start_llm(spec, (), kwargs, stream)
-    except Exception:
-        _internal_error("start_llm")
-        return None
+    return _start(client, spec, (), kwargs, stream)
 
 
 def end(client: Client, span: SpanRecord | None, exc: BaseException | None = None) -> None:
-    if span is None:
-        return
-    try:
-        if exc is None:
-            client.end(span)
-        else:
-            client.end_with_error(span, exc)
-    except Exception:
-        _internal_error("end")
+    _finish(client, span, None, exc)
 
 
 def _finish_result(client: Client, span: SpanRecord | None, result: Any) -> None:
