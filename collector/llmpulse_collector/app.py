@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -20,7 +20,6 @@ import structlog
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +27,7 @@ from llmpulse._cost import PriceBook
 from llmpulse._refusal import RefusalDetector
 from llmpulse._version import __version__
 
+from .auth import AuthMiddleware, KeyStore, TokenBucket
 from .export.aggregate import Aggregator
 from .export.datadog import DatadogExporter
 from .export.health import Health
@@ -72,7 +72,7 @@ class Collector:
     started_at: float
     aggregator: Aggregator
     health: Health
-    registry: CollectorRegistry
+    wal_gauges: Callable[[], WalGauges]
     datadog: DatadogExporter | None = None
 
     def insert(self, table: str, rows: list[dict[str, Any]], columns: tuple[str, ...], token: str) -> None:
@@ -179,9 +179,9 @@ def get_collector(request: Request) -> Collector:
 
 
 def project_of(request: Request) -> str:
-    """The project a request's rows belong to (one default project until API keys exist)."""
-    collector: Collector = request.app.state.collector
-    return collector.settings.project
+    """The request's project: the API key's (set by ``AuthMiddleware``), or the default one without keys."""
+    project: str = request.state.project
+    return project
 
 
 # Module level, so FastAPI can resolve them under `from __future__ import annotations`.
@@ -217,6 +217,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="OTLP/HTTP ingest of LLM spans, durable log, ClickHouse storage and query API.",
         lifespan=lifespan,
     )
+    limit = TokenBucket(cfg.rate_limit_rps, cfg.rate_limit_burst) if cfg.rate_limit_rps > 0 else None
+    app.add_middleware(AuthMiddleware, keys=KeyStore(cfg.data_dir), default_project=cfg.project, limit=limit)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -266,7 +268,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if result.spans or result.assertions:
             payload = encode_entry({"spans": result.spans, "assertions": result.assertions})
             record = collector.aggregator.record_spans
-            refused = await _append(collector, "traces", payload, then=lambda: record(result.spans, result.assertions))
+            refused = await _append(
+                collector, "traces", payload, then=lambda: record(project, result.spans, result.assertions)
+            )
             if refused is not None:
                 reason, error = refused
                 health.inc("requests_rejected", protocol, reason)
@@ -292,7 +296,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "comment": item.comment or "",
         }
         record = collector.aggregator.record_feedback
-        refused = await _append(collector, "feedback", encode_entry({"feedback": [row]}), then=lambda: record([row]))
+        refused = await _append(
+            collector, "feedback", encode_entry({"feedback": [row]}), then=lambda: record(project, [row])
+        )
         if refused is not None:
             collector.health.inc("requests_rejected", "feedback", refused[0])
             raise ApiError(503, refused[1], {"Retry-After": str(cfg.retry_after_s)})
@@ -385,8 +391,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_class=Response,
         responses={200: {"content": {"text/plain": {}}}},
     )
-    async def metrics(request: Request, collector: Dep) -> Response:
-        body, content_type = await run_in_threadpool(render, collector.registry, request.headers.get("accept"))
+    async def metrics(request: Request, collector: Dep, project: Project) -> Response:
+        registry = build_registry(
+            collector.aggregator, collector.health, collector.wal_gauges, project=project, version=__version__
+        )
+        body, content_type = await run_in_threadpool(render, registry, request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
     @app.get("/healthz", summary="The process is up")
@@ -489,13 +498,9 @@ def _open(cfg: Settings) -> Collector:
         started_at=time.time(),
         aggregator=Aggregator(cfg.metrics_series_cap),
         health=Health(),
-        registry=None,  # type: ignore[arg-type]
+        wal_gauges=lambda: WalGauges(wal.bytes_used, wal.max_bytes, wal.pending_entries, wal.oldest_age_s()),
     )
-
-    def wal_gauges() -> WalGauges:
-        return WalGauges(wal.bytes_used, wal.max_bytes, wal.pending_entries, wal.oldest_age_s())
-
-    collector.registry = build_registry(collector.aggregator, collector.health, wal_gauges, version=__version__)
+    wal_gauges = collector.wal_gauges
     collector.datadog = DatadogExporter.from_environment(
         collector.aggregator,
         collector.health,

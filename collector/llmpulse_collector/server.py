@@ -13,15 +13,15 @@ import uvicorn
 from .logs import configure_logging
 from .settings import LOOPBACK_HOSTS, Settings
 
-__all__ = ["migrate_command", "serve"]
+__all__ = ["keys_command", "migrate_command", "serve"]
 
 log = structlog.get_logger("llmpulse.collector")
 
 
 def _keys_exist(settings: Settings) -> bool:
-    # API keys arrive with the security milestone; until then the collector has one
-    # default project and is reachable from this machine only.
-    return False
+    from .auth import KeyStore
+
+    return KeyStore(settings.data_dir).any_keys()
 
 
 def serve(overrides: dict[str, Any], workers: int = 1) -> int:
@@ -111,3 +111,45 @@ def migrate_command(overrides: dict[str, Any]) -> int:
         return 1
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
     return 0
+
+
+def keys_command(action: str, args: dict[str, Any]) -> int:
+    """``llmpulse keys add|list|revoke``: prints a new key alone on stdout; never prints secrets otherwise."""
+    from datetime import UTC, datetime
+
+    from .auth import KeyStore
+
+    try:
+        settings = Settings(**({"data_dir": args["data_dir"]} if args.get("data_dir") else {}))
+    except ValueError as exc:
+        print(f"llmpulse keys: {exc}", file=sys.stderr)
+        return 2
+    store = KeyStore(settings.data_dir)
+    if action == "add":
+        try:
+            key = store.add(args["project"])
+        except ValueError as exc:
+            print(f"llmpulse keys add: {exc}", file=sys.stderr)
+            return 2
+        print(key)
+        print(
+            f"llmpulse keys: created a key for project {args['project']!r} under {store.path}; it is shown only "
+            "once. From now on the collector requires Authorization: Bearer <key> (restart not needed).",
+            file=sys.stderr,
+        )
+        return 0
+    if action == "list":
+        for info in store.list():
+            created = datetime.fromtimestamp(info.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            revoked = (
+                datetime.fromtimestamp(info.revoked_at, UTC).strftime("revoked %Y-%m-%dT%H:%M:%SZ")
+                if info.revoked_at
+                else "active"
+            )
+            print(f"{info.id}  {info.project}  {created}  {revoked}")
+        return 0
+    if store.revoke(args["key_id"]):
+        print(f"revoked {args['key_id'][:15]}", file=sys.stderr)
+        return 0
+    print(f"llmpulse keys revoke: no active key {args['key_id'][:15]!r} in {store.path}", file=sys.stderr)
+    return 1

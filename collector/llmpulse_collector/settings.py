@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     demo: bool = Field(default=False, description="run the built-in demo app against this collector")
     demo_rate: float = Field(default=5.0, gt=0)
     project: str = Field(default="default", description="the project rows are stamped with when no API keys exist")
+    rate_limit_rps: float = Field(
+        default=200.0, ge=0, description="requests a second per API key (0: no limit); past it, 429 + Retry-After"
+    )
+    rate_limit_burst: float = Field(default=400.0, ge=1, description="requests an API key may send at once")
     behind_auth_proxy: bool = Field(
         default=False,
         description="a proxy in front authenticates every request: allow a non-loopback --host without API keys",

@@ -93,8 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--log-format", choices=("console", "json"), default=None, help="log renderer")
     migrate = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema, then exit")
     _storage_flags(migrate)
+    keys = sub.add_parser("keys", help="manage the collector's API keys (stored hashed under the data dir)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    add = keys_sub.add_parser("add", help="create a key for a project and print it (only once, alone on stdout)")
+    add.add_argument("--project", required=True, help="the project the key's data belongs to")
+    listing = keys_sub.add_parser("list", help="list keys: id, project, created, revoked (never the secret)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id (or the whole key)")
+    revoke.add_argument("key_id", help="the 12 hex characters after lp_ in the key, as `keys list` shows")
+    for p in (add, listing, revoke):
+        p.add_argument(
+            "--data-dir", default=None, help="the collector's data directory (default .llmpulse; LLMPULSE_DATA_DIR)"
+        )
     args = parser.parse_args(argv)
-    if args.command in ("serve", "migrate"):
+    if args.command in ("serve", "migrate", "keys"):
         try:
             server = importlib.import_module("llmpulse_collector.server")
         except ImportError as exc:
@@ -103,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        if args.command == "keys":
+            return int(server.keys_command(args.keys_command, vars(args)))
         overrides = {"storage": args.storage, "data_dir": args.data_dir, "database": args.database}
         if args.command == "migrate":
             return int(server.migrate_command(overrides))

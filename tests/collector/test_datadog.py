@@ -47,6 +47,7 @@ def settings(settings: Settings) -> Settings:
 def dd_tags(c: Call) -> frozenset[str]:
     return frozenset(
         {
+            "project:default",
             f"service:{SERVICE}",
             f"env:{ENVIRONMENT}",
             f"provider:{c.provider}",
@@ -193,7 +194,7 @@ def test_downsampling_past_max_samples_keeps_the_count_exact(peer: DogStatsdPeer
         prices=PriceBook(),
         refusals=RefusalDetector(),
     )
-    aggregator.record_spans(result.spans, result.assertions)
+    aggregator.record_spans("p", result.spans, result.assertions)
     assert exporter.flush()
     exporter.stop()
     peer.wait(lambda: len([m for m in peer.snapshot() if m.name == "gen_ai.client.operation.duration"]) >= 5)

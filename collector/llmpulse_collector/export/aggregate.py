@@ -12,7 +12,8 @@
   labels all read :data:`OTHER`, and :attr:`Aggregator.folded` counts the folded samples,
   so a client sending 10,000 model names costs ``series_cap`` series, with totals exact.
 
-The Prometheus collector reads :meth:`Aggregator.snapshot` at scrape time; the Datadog
+Totals are kept per project (the API key's project), so a scrape shows one project's series
+only. The Prometheus collector reads :meth:`Aggregator.snapshot` at scrape time; the Datadog
 exporter reads the same snapshot for its counters (sending deltas) and receives each
 histogram observation through ``on_samples`` for its distributions. Both therefore see
 the same label sets, the same cap and the same weights.
@@ -129,11 +130,12 @@ class LlmSeries:
 class Sample:
     """One histogram observation, for exporters that send raw values (DogStatsD distributions).
 
-    ``metric`` is ``duration``, ``ttfc``, ``tokens_input``, ``tokens_output`` or
+    ``project`` is the project of the row; ``metric`` is ``duration``, ``ttfc``, ``tokens_input``, ``tokens_output`` or
     ``feedback_value``; ``dims`` the (folded) label values, in :data:`LABELS` order, or
     ``(name,)`` for feedback.
     """
 
+    project: str
     metric: str
     dims: Dims
     value: float
@@ -165,8 +167,21 @@ class _Capped(dict[Any, Any]):
         self.fold_key = fold_key
 
 
+class _Tables:
+    """One project's cumulative aggregates."""
+
+    __slots__ = ("assertions", "feedback", "folded", "llm", "refusals")
+
+    def __init__(self, cap: int) -> None:
+        self.llm = _Capped(cap, _OTHER_DIMS)
+        self.refusals = _Capped(cap, (_OTHER_DIMS, OTHER, OTHER))
+        self.assertions = _Capped(cap, (_OTHER_DIMS, OTHER))
+        self.feedback = _Capped(cap, OTHER)
+        self.folded = dict.fromkeys(FAMILIES, 0)
+
+
 class Aggregator:
-    """Cumulative weighted LLM aggregates with a per-family series cap. See the module doc."""
+    """Cumulative weighted LLM aggregates per project, with a per-family series cap. See the module doc."""
 
     def __init__(self, series_cap: int = 2000, on_samples: Callable[[list[Sample]], None] | None = None) -> None:
         if series_cap < 2:
@@ -174,43 +189,49 @@ class Aggregator:
         self.series_cap = series_cap
         self.on_samples = on_samples
         self._lock = threading.Lock()
-        self._llm = _Capped(series_cap, _OTHER_DIMS)
-        self._refusals = _Capped(series_cap, (_OTHER_DIMS, OTHER, OTHER))
-        self._assertions = _Capped(series_cap, (_OTHER_DIMS, OTHER))
-        self._feedback = _Capped(series_cap, OTHER)
-        self._folded = dict.fromkeys(FAMILIES, 0)
+        self._projects: dict[str, _Tables] = {}
+
+    def _tables(self, project: str) -> _Tables:
+        tables = self._projects.get(project)
+        if tables is None:
+            tables = self._projects[project] = _Tables(self.series_cap)
+        return tables
 
     # -- recording ---------------------------------------------------------------------------
 
-    def record_spans(self, spans: Iterable[dict[str, Any]], assertions: Iterable[dict[str, Any]] = ()) -> None:
-        """Count the LLM spans and assertion results of one acknowledged request."""
+    def record_spans(
+        self, project: str, spans: Iterable[dict[str, Any]], assertions: Iterable[dict[str, Any]] = ()
+    ) -> None:
+        """Count the LLM spans and assertion results of one acknowledged request of ``project``."""
         samples: list[Sample] | None = [] if self.on_samples is not None else None
         with self._lock:
+            tables = self._tables(project)
             by_span: dict[str, Dims] = {}
             for row in spans:
                 if row["is_llm"]:
-                    by_span[row["span_id"]] = self._record_llm(row, samples)
+                    by_span[row["span_id"]] = self._record_llm(tables, project, row, samples)
             for row in assertions:
                 dims = by_span.get(row["span_id"])
                 if dims is None:  # not from an LLM span of this request: label it from its own columns
                     dims = _dims(row, row.get("operation", ""))
-                self._record_assertion(dims, row)
+                self._record_assertion(tables, dims, row)
         if samples:
             self._emit(samples)
 
-    def record_feedback(self, rows: Iterable[dict[str, Any]]) -> None:
+    def record_feedback(self, project: str, rows: Iterable[dict[str, Any]]) -> None:
         """Count feedback posts: one per row (feedback is never sampled), and the value's sum."""
         samples: list[Sample] | None = [] if self.on_samples is not None else None
         with self._lock:
+            tables = self._tables(project)
             for row in rows:
-                key = self._admit(self._feedback, row["name"], "feedback")
-                entry = self._feedback.get(key)
+                key = self._admit(tables, tables.feedback, row["name"], "feedback")
+                entry = tables.feedback.get(key)
                 if entry is None:
-                    entry = self._feedback[key] = [0.0, 0.0]
+                    entry = tables.feedback[key] = [0.0, 0.0]
                 entry[0] += 1.0
                 entry[1] += row["value"]
                 if samples is not None:
-                    samples.append(Sample("feedback_value", (key,), row["value"], 1.0))
+                    samples.append(Sample(project, "feedback_value", (key,), row["value"], 1.0))
         if samples:
             self._emit(samples)
 
@@ -218,21 +239,22 @@ class Aggregator:
         assert self.on_samples is not None
         self.on_samples(samples)
 
-    def _admit(self, table: _Capped, key: Any, family: str) -> Any:
+    @staticmethod
+    def _admit(tables: _Tables, table: _Capped, key: Any, family: str) -> Any:
         if key in table:
             return key
         real = len(table) - (table.fold_key in table)
         if real < table.cap - 1:
             return key
-        self._folded[family] += 1
+        tables.folded[family] += 1
         return table.fold_key
 
-    def _record_llm(self, row: dict[str, Any], samples: list[Sample] | None) -> Dims:
+    def _record_llm(self, tables: _Tables, project: str, row: dict[str, Any], samples: list[Sample] | None) -> Dims:
         w = row["sample_weight"]
-        dims: Dims = self._admit(self._llm, _dims(row, row["operation"]), "llm")
-        series = self._llm.get(dims)
+        dims: Dims = self._admit(tables, tables.llm, _dims(row, row["operation"]), "llm")
+        series = tables.llm.get(dims)
         if series is None:
-            series = self._llm[dims] = LlmSeries()
+            series = tables.llm[dims] = LlmSeries()
         if row["status_code"] == 2:
             series.calls_error += w
         else:
@@ -256,34 +278,44 @@ class Aggregator:
         if cost is not None:
             series.cost_usd += cost * w
         if row["refusal"]:
-            key = self._admit(self._refusals, (dims, row["refusal_source"], row["refusal_category"]), "refusals")
-            self._refusals[key] = self._refusals.get(key, 0.0) + w
+            key = self._admit(
+                tables, tables.refusals, (dims, row["refusal_source"], row["refusal_category"]), "refusals"
+            )
+            tables.refusals[key] = tables.refusals.get(key, 0.0) + w
         if samples is not None:
-            samples.append(Sample("duration", dims, duration, w))
+            samples.append(Sample(project, "duration", dims, duration, w))
             if ttfc is not None:
-                samples.append(Sample("ttfc", dims, ttfc, w))
+                samples.append(Sample(project, "ttfc", dims, ttfc, w))
             if tin or tout:
-                samples.append(Sample("tokens_input", dims, float(tin), w))
-                samples.append(Sample("tokens_output", dims, float(tout), w))
+                samples.append(Sample(project, "tokens_input", dims, float(tin), w))
+                samples.append(Sample(project, "tokens_output", dims, float(tout), w))
         return dims
 
-    def _record_assertion(self, dims: Dims, row: dict[str, Any]) -> None:
-        key = self._admit(self._assertions, (dims, row["name"]), "assertions")
-        counts = self._assertions.get(key)
+    def _record_assertion(self, tables: _Tables, dims: Dims, row: dict[str, Any]) -> None:
+        key = self._admit(tables, tables.assertions, (dims, row["name"]), "assertions")
+        counts = tables.assertions.get(key)
         if counts is None:
-            counts = self._assertions[key] = [0.0, 0.0, 0.0]
+            counts = tables.assertions[key] = [0.0, 0.0, 0.0]
         counts[_RESULTS[row["label"]]] += row["sample_weight"]
 
     # -- reading -----------------------------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
+    def projects(self) -> list[str]:
         with self._lock:
+            return list(self._projects)
+
+    def snapshot(self, project: str) -> Snapshot:
+        """A copy of ``project``'s totals (empty for a project with no data)."""
+        with self._lock:
+            t = self._projects.get(project)
+            if t is None:
+                return Snapshot(folded=dict.fromkeys(FAMILIES, 0))
             return Snapshot(
-                llm={k: v.copy() for k, v in self._llm.items()},
-                refusals=dict(self._refusals),
-                assertions={k: v.copy() for k, v in self._assertions.items()},
-                feedback={k: v.copy() for k, v in self._feedback.items()},
-                folded=dict(self._folded),
+                llm={k: v.copy() for k, v in t.llm.items()},
+                refusals=dict(t.refusals),
+                assertions={k: v.copy() for k, v in t.assertions.items()},
+                feedback={k: v.copy() for k, v in t.feedback.items()},
+                folded=dict(t.folded),
             )
 
 

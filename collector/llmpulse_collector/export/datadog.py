@@ -108,10 +108,10 @@ class DatadogExporter:
         self._collector_tags = [t for t in constant if t.split(":", 1)[0] in ("env", "service", "version")]
         statsd.constant_tags = [t for t in constant if t not in self._collector_tags]
         self._lock = threading.Lock()  # guards _pending
-        self._pending: dict[tuple[str, tuple[str, ...]], _Reservoir] = {}
+        self._pending: dict[tuple[str, str, tuple[str, ...]], _Reservoir] = {}  # (project, metric, dims)
         self._flush_lock = threading.Lock()  # one flush at a time (thread, stop)
         self._last: dict[tuple[str, tuple[str, ...]], float] = {}
-        self._tags: dict[tuple[str, ...], list[str]] = {}
+        self._tags: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         self._dropped_seen = 0
         self._last_warning = -60.0
         self._agent = statsd.socket_path or f"{statsd.host}:{statsd.port}"
@@ -164,7 +164,7 @@ class DatadogExporter:
         with self._lock:
             pending = self._pending
             for s in samples:
-                key = (s.metric, s.dims)
+                key = (s.project, s.metric, s.dims)
                 res = pending.get(key)
                 if res is None:
                     res = pending[key] = _Reservoir()
@@ -224,9 +224,10 @@ class DatadogExporter:
             return not failed
 
     def _send_all(self) -> None:
-        snap = self._aggregator.snapshot()
         statsd = self._statsd
-        for name, tags, total in self._counters(snap):
+        counters = [c for p in self._aggregator.projects() for c in self._counters(p, self._aggregator.snapshot(p))]
+        counters.extend(self._health_counters())
+        for name, tags, total in counters:
             key = (name, tuple(tags))
             delta = total - self._last.get(key, 0.0)
             if delta > 0:
@@ -234,9 +235,11 @@ class DatadogExporter:
                 self._last[key] = total
         with self._lock:
             pending, self._pending = self._pending, {}
-        for (metric, dims), res in pending.items():
+        for (project, metric, dims), res in pending.items():
             name, extra = DISTRIBUTIONS[metric]
-            base = _tag("name", dims[0]) if metric == "feedback_value" else self._dims_tags(dims)
+            base = [*_tag("project", project), *_tag("name", dims[0])] if metric == "feedback_value" else None
+            if base is None:
+                base = self._dims_tags(project, dims)
             tags = [*base, *extra]
             exact = res.seen <= len(res.kept)
             for value, weight in res.kept:
@@ -251,35 +254,40 @@ class DatadogExporter:
         for name, value in self._gauges():
             statsd.gauge(name, value, tags=self._collector_tags)
 
-    def _dims_tags(self, dims: tuple[str, ...]) -> list[str]:
-        tags = self._tags.get(dims)
+    def _dims_tags(self, project: str, dims: tuple[str, ...]) -> list[str]:
+        tags = self._tags.get((project, dims))
         if tags is None:
-            tags = []
+            tags = _tag("project", project)
             for tag_name, value in zip(DD_TAG_NAMES, dims, strict=True):
                 tags.extend(_tag(tag_name, value or (self._default_env if tag_name == "env" else "")))
-            self._tags[dims] = tags
+            self._tags[(project, dims)] = tags
         return tags
 
-    def _counters(self, snap: Snapshot) -> list[tuple[str, list[str], float]]:
+    def _counters(self, project: str, snap: Snapshot) -> list[tuple[str, list[str], float]]:
         out: list[tuple[str, list[str], float]] = []
         for dims, s in snap.llm.items():
-            tags = self._dims_tags(dims)
+            tags = self._dims_tags(project, dims)
             out.append(("llmpulse.llm.calls", [*tags, "status:ok"], s.calls_ok))
             out.append(("llmpulse.llm.calls", [*tags, "status:error"], s.calls_error))
             for kind, n in zip(TOKEN_TYPES, s.tokens, strict=True):
                 out.append(("llmpulse.tokens", [*tags, f"type:{kind}"], n))
             out.append(("llmpulse.cost.usd", tags, s.cost_usd))
         for (dims, source, category), n in snap.refusals.items():
-            tags = [*self._dims_tags(dims), *_tag("source", source), *_tag("category", category)]
+            tags = [*self._dims_tags(project, dims), *_tag("source", source), *_tag("category", category)]
             out.append(("llmpulse.refusals", tags, n))
         for (dims, assertion), counts in snap.assertions.items():
-            tags = [*self._dims_tags(dims), *_tag("assertion", assertion)]
+            tags = [*self._dims_tags(project, dims), *_tag("assertion", assertion)]
             for result, n in zip(("pass", "fail", "error"), counts, strict=True):
                 out.append(("llmpulse.assertion.results", [*tags, f"result:{result}"], n))
         for name, (count, _) in snap.feedback.items():
-            out.append(("llmpulse.feedback", _tag("name", name), count))
+            out.append(("llmpulse.feedback", [*_tag("project", project), *_tag("name", name)], count))
         for family, n in snap.folded.items():
-            out.append(("llmpulse.collector.series_folded", [*self._collector_tags, f"family:{family}"], n))
+            tags = [*self._collector_tags, *_tag("project", project), f"family:{family}"]
+            out.append(("llmpulse.collector.series_folded", tags, n))
+        return out
+
+    def _health_counters(self) -> list[tuple[str, list[str], float]]:
+        out: list[tuple[str, list[str], float]] = []
         health = self._health.snapshot()
         for counter, (label_names, _) in COUNTERS.items():
             name = "llmpulse.collector." + counter.replace("_", ".")

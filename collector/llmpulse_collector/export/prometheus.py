@@ -1,8 +1,9 @@
 """Prometheus exposition: one custom collector on an injected registry, read at scrape time.
 
 :func:`build_registry` returns a fresh ``CollectorRegistry`` (never the global one, so
-tests and several apps in one process stay apart) holding :class:`LlmCollector`, which
-turns an :class:`~.aggregate.Aggregator` snapshot and the collector's
+tests and several apps in one process stay apart), one per scrape for the scraper's
+project, holding :class:`LlmCollector`, which turns that project's
+:class:`~.aggregate.Aggregator` snapshot and the collector's
 :class:`~.health.Health` into metric families, plus the process and platform collectors.
 Names follow the OTel GenAI semantic conventions where one exists
 (``gen_ai_client_operation_duration_seconds``: the OTel-to-Prometheus mapping of
@@ -52,8 +53,10 @@ class LlmCollector(Collector):
         health: Health,
         wal: Callable[[], WalGauges] | None = None,
         version: str = "",
+        project: str = "default",
     ) -> None:
         self._aggregator = aggregator
+        self._project = project
         self._health = health
         self._wal = wal
         self._version = version
@@ -63,7 +66,7 @@ class LlmCollector(Collector):
         yield from self._collector_health()
 
     def _llm(self) -> Iterator[Metric]:
-        snap = self._aggregator.snapshot()
+        snap = self._aggregator.snapshot(self._project)
         labels = list(LABELS)
         duration = HistogramMetricFamily(
             "gen_ai_client_operation_duration_seconds", "GenAI operation duration (OTel semconv).", labels=labels
@@ -184,12 +187,14 @@ def build_registry(
     health: Health,
     wal: Callable[[], WalGauges] | None = None,
     *,
+    project: str = "default",
     version: str = "",
     process: bool = True,
 ) -> CollectorRegistry:
-    """A new registry with llmpulse's metrics (and the process/platform ones unless ``process=False``)."""
+    """A new registry with ``project``'s LLM metrics, the collector's health (and the process and
+    platform metrics unless ``process=False``). Cheap: build one per scrape, for the scraper's project."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LlmCollector(aggregator, health, wal, version))
+    registry.register(LlmCollector(aggregator, health, wal, version, project))
     if process:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
