@@ -141,7 +141,9 @@ class FeedbackIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="e.g. thumbs_up, converted, rating")
     value: float = Field(description="1/0 for thumbs, any finite number for ratings")
     comment: str | None = Field(None, max_length=10_000)
-    timestamp: float | None = Field(None, ge=0, description="seconds since the epoch; default: now")
+    timestamp: float | None = Field(
+        None, ge=0, le=4_102_444_800, description="seconds since the epoch, before 2100; default: now"
+    )
 
     @field_validator("trace_id")
     @classmethod
@@ -343,7 +345,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model: str | None = None,
         refusal: bool | None = None,
         failed_assertion: str | None = None,
-        since: Annotated[float | None, Query(ge=0, description="unix seconds")] = None,
+        since: Annotated[float | None, Query(ge=0, le=4_102_444_800, description="unix seconds")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         before: Annotated[str | None, Query(description="cursor from the previous page's next_before")] = None,
     ) -> dict[str, Any]:
@@ -352,7 +354,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 start, tid = before.split(":", 1)
                 cursor = (int(start), tid)
-                if not _HEX32.match(tid):
+                if not _HEX32.match(tid) or not 0 <= cursor[0] < 1 << 63:
                     raise ValueError
             except ValueError:
                 raise ApiError(400, "before: expected the next_before cursor of a previous page") from None
