@@ -20,6 +20,8 @@ from llmpulse._span import KIND_CLIENT, SpanRecord
 
 pytestmark = [pytest.mark.collector, pytest.mark.slow]
 
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
 
 def _batch(n: int, rng: random.Random) -> tuple[str, bytes]:
     """One trace of ``n`` LLM spans: (its trace id, the OTLP protobuf body)."""
@@ -130,3 +132,54 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     log_text = (tmp_path / "collector.log").read_text()
     assert "collector_stopped" in log_text
     assert "drained=True" in log_text
+
+
+def test_sigterm_under_load_drains_everything_before_exit(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    per_batch = 50
+    proc = _start(data_dir, port)
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def send(seed: int) -> None:
+        local = random.Random(seed)
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                trace_id, body = _batch(per_batch, local)
+                try:
+                    r = client.post(
+                        f"{url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}
+                    )
+                except httpx.HTTPError:
+                    return  # the server closed: not acknowledged
+                if r.status_code == 200:
+                    acked.append(trace_id)
+
+    senders = [threading.Thread(target=send, args=(seed,)) for seed in (11, 12)]
+    for t in senders:
+        t.start()
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(60)  # bounded: uvicorn's graceful timeout plus the writer's drain deadline
+    stop.set()
+    for t in senders:
+        t.join(30)
+    assert code in (0, -signal.SIGTERM)
+    log_text = (tmp_path / "collector.log").read_text()
+    assert "drained=True" in log_text  # the log was empty when it exited
+    assert len(acked) > 5
+    proc = _start(data_dir, port)
+    try:
+        # nothing was left for the next start to replay, and everything acknowledged is stored once
+        assert "pending=0" in (tmp_path / "collector.log").read_text().rsplit("collector_started", 1)[1].split("\n")[0]
+        groups = httpx.get(f"{url}/api/stats", params={"window": 3600, "group_by": "service"}).json()["groups"]
+        # (a request answered while the client was already giving up may be stored without its 200)
+        assert len(acked) * per_batch <= float(groups[0]["calls"]) <= (len(acked) + 2) * per_batch
+        with httpx.Client(timeout=10) as client:
+            for trace_id in acked:
+                assert len(client.get(f"{url}/api/traces/{trace_id}").json()["spans"]) == per_batch
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
