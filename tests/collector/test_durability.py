@@ -15,6 +15,7 @@ import httpx
 import pytest
 from server_harness import free_port
 
+from figures import record
 from llmpulse._otlp import ProtobufEncoder
 from llmpulse._span import KIND_CLIENT, SpanRecord
 
@@ -125,6 +126,9 @@ def test_sigkill_during_load_loses_and_duplicates_nothing(tmp_path: Path) -> Non
             for trace_id in acked:
                 spans = client.get(f"{url}/api/traces/{trace_id}").json()["spans"]
                 assert len(spans) == per_batch, trace_id  # every acknowledged span, exactly once
+        record("crash_rounds_survived", 3)
+        record("crash_spans_acknowledged", len(acked) * per_batch)
+        record("crash_spans_stored", int(stored()))
     finally:
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal after its graceful shutdown, so the exit status is -SIGTERM

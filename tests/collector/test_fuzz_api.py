@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from known_batch import calls, encode
 from server_harness import free_port, running, wait_for
 
+from figures import record
 from llmpulse_collector.settings import Settings
 
 pytestmark = [pytest.mark.collector, pytest.mark.slow]
@@ -68,6 +69,7 @@ def test_no_input_gets_a_server_error(fuzz_collector: str) -> None:
                 assert body["error"].strip(), body
 
         check()
+    record("fuzz_api_cases", sum(seen.values()))
     assert seen.get(200), seen  # valid inputs were generated ...
     assert seen.get(400), seen  # ... and invalid ones
 
