@@ -37,8 +37,8 @@ run: install
 	$(BIN)/llmpulse serve --demo
 
 lint: install
-	$(BIN)/ruff check sdk collector tests bench examples
-	$(BIN)/ruff format --check sdk collector tests bench examples
+	$(BIN)/ruff check sdk collector tests bench examples dashboards
+	$(BIN)/ruff format --check sdk collector tests bench examples dashboards
 	$(BIN)/mypy
 
 test: lint system-deps
@@ -48,8 +48,8 @@ bench: install
 	$(BIN)/python bench/sdk_overhead.py
 
 fmt: install
-	$(BIN)/ruff format sdk collector tests bench examples
-	$(BIN)/ruff check --fix sdk collector tests bench examples
+	$(BIN)/ruff format sdk collector tests bench examples dashboards
+	$(BIN)/ruff check --fix sdk collector tests bench examples dashboards
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
