@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install system-deps run test lint fmt bench clean
+.PHONY: help install system-deps run test lint fmt bench reliability clean
 
 help:
 	@echo "make run    - start the collector (embedded ClickHouse) with demo traffic on 127.0.0.1:4318"
 	@echo "make test   - install into .venv, lint (ruff, mypy --strict) and run the test suite"
 	@echo "make bench  - measure the SDK's cost per call against a bare OpenTelemetry span"
 	@echo "make lint   - ruff and mypy only"
+	@echo "make reliability - crash, outage, soak and fuzz tests, with their figures as a table"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,15 @@ test: lint system-deps
 
 bench: install
 	$(BIN)/python bench/sdk_overhead.py
+
+# The fault tests with their figures (crash rounds, outage, soak, fuzz cases) as a README table.
+# SOAK_SECONDS=600 make reliability for a longer soak.
+reliability: install
+	rm -f .reliability.jsonl
+	RELIABILITY_FIGURES=$(CURDIR)/.reliability.jsonl $(BIN)/pytest -q \
+	  tests/collector/test_durability.py tests/collector/test_outage.py tests/collector/test_soak.py \
+	  tests/collector/test_fuzz_api.py tests/collector/test_fuzz_ingest.py
+	$(BIN)/python bench/reliability_report.py .reliability.jsonl
 
 fmt: install
 	$(BIN)/ruff format sdk collector tests bench examples dashboards
