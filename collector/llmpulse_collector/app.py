@@ -532,6 +532,8 @@ def _open(cfg: Settings) -> Collector:
         max_bytes=cfg.writer_batch_bytes,
         on_batch=health.insert_done,
         on_error=on_error,
+        dead_letter=cfg.data_dir / "dead-letter.jsonl",
+        on_dead_letter=lambda table, n: health.inc("dead_lettered_rows", table, n=n),
     )
     collector.writer.start()
     return collector

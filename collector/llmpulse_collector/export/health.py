@@ -30,6 +30,11 @@ COUNTERS: dict[str, tuple[tuple[str, ...], str]] = {
     "storage_insert_batches": ((), "Write-ahead-log batches inserted into ClickHouse."),
     "storage_insert_rows": (("table",), "Rows inserted into ClickHouse, by table."),
     "storage_errors": (("kind",), "Failed ClickHouse inserts (unavailable or error) and log reads (wal_read)."),
+    "dead_lettered_rows": (
+        ("table",),
+        "Acknowledged rows ClickHouse kept refusing as bad data, set aside in <data_dir>/dead-letter.jsonl "
+        "so the log could move on.",
+    ),
     "exporter_errors": (("exporter",), "Metric exporter failures (e.g. an unreachable DogStatsD agent)."),
     "samples_dropped": (
         ("exporter", "reason"),

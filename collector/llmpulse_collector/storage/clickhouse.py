@@ -30,7 +30,7 @@ import clickhouse_connect
 from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError, ProgrammingError
 
 from llmpulse_collector.rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHEMA
 
@@ -99,7 +99,7 @@ def check_identifier(value: str, what: str) -> str:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, ProgrammingError):
+    if isinstance(exc, ProgrammingError | DataError):  # a bug, or a value the driver cannot serialise
         return False
     if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
         return True
