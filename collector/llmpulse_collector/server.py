@@ -55,7 +55,8 @@ def serve(overrides: dict[str, Any], workers: int = 1) -> int:
         f"llmpulse collector on {base}\n"
         f"  OTLP/HTTP  {base}/v1/traces    feedback {base}/v1/feedback\n"
         f"  stats      {base}/api/stats    traces   {base}/api/traces\n"
-        f"  API docs   {base}/docs         health   {base}/healthz  {base}/readyz\n"
+        f"  metrics    {base}/metrics      API docs {base}/docs\n"
+        f"  health     {base}/healthz      ready    {base}/readyz\n"
         f"  storage    {settings.storage_dsn if settings.embedded else 'ClickHouse server'}"
         f"{'   demo traffic on' if settings.demo else ''}\n"
         "Ctrl-C stops it (drains the write-ahead log first).",
