@@ -17,7 +17,6 @@ differ from what this script builds; ``--validate`` also deserializes them with
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -25,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from committed import sync  # noqa: E402  (dashboards/committed.py, shared by both generators)
 
 GRID_WIDTH = 12
 """Datadog's ordered-layout grid is 12 columns wide."""
@@ -889,24 +891,8 @@ def main(argv: list[str] | None = None) -> int:
         if found:
             print("datadog-api-client could not parse:", *found, sep="\n  ", file=sys.stderr)
             return 1
-    stale = []
-    for name, build in FILES.items():
-        path = args.out / name
-        text = render(build)
-        current = path.read_text() if path.exists() else ""
-        if current == text:
-            continue
-        if args.check:
-            stale.append(name)
-            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated", lineterm="")
-            print("\n".join(list(diff)[:40]), file=sys.stderr)
-        else:
-            path.write_text(text)
-            print(f"wrote {path}")
-    if stale:
-        print(f"out of date: {', '.join(stale)}; run python {Path(__file__).name} to regenerate", file=sys.stderr)
-        return 1
-    return 0
+    rendered = {name: render(build) for name, build in FILES.items()}
+    return sync(rendered, args.out, check=args.check, script=Path(__file__).name)
 
 
 if __name__ == "__main__":

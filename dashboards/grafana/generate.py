@@ -18,7 +18,6 @@ when they differ from what this script builds (``tests/dashboards/test_grafana.p
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Callable
@@ -36,6 +35,9 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from committed import sync  # noqa: E402  (dashboards/committed.py, shared by both generators)
 
 PROMETHEUS_TYPE = "prometheus"
 PROMETHEUS_UID = "llmpulse-prometheus"
@@ -1124,24 +1126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed file differs; write nothing")
     parser.add_argument("--out", type=Path, default=HERE, help="directory of the JSON files (default: this one)")
     args = parser.parse_args(argv)
-    stale = []
-    for name, build in DASHBOARDS.items():
-        path = args.out / name
-        text = render(build)
-        current = path.read_text() if path.exists() else ""
-        if current == text:
-            continue
-        if args.check:
-            stale.append(name)
-            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path), "generated", lineterm="")
-            print("\n".join(list(diff)[:40]), file=sys.stderr)
-        else:
-            path.write_text(text)
-            print(f"wrote {path}")
-    if stale:
-        print(f"out of date: {', '.join(stale)}; run python {Path(__file__).name} to regenerate", file=sys.stderr)
-        return 1
-    return 0
+    rendered = {name: render(build) for name, build in DASHBOARDS.items()}
+    return sync(rendered, args.out, check=args.check, script=Path(__file__).name)
 
 
 if __name__ == "__main__":
