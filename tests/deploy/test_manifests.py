@@ -61,14 +61,6 @@ CLICKHOUSE_NATIVE_PORT = 9000
 # plus the writer's drain timeout (app._close). Grace periods must exceed it.
 SHUTDOWN_BUDGET_S = 10 + 15
 
-# Paths other parts of the project own. Until they land, checks that need them skip, saying so.
-OWNED_ELSEWHERE = (
-    DEPLOY / "prometheus",
-    DEPLOY / "alertmanager",
-    DEPLOY / "grafana",
-    REPO / "dashboards",
-)
-
 # Every system log table a ClickHouse server may write; each must be removed or TTL-capped.
 SYSTEM_LOGS = (
     "query_log",
@@ -107,12 +99,9 @@ KUBERNETES_VERSIONS = ("1.30.0", "latest")
 
 
 def _require(path: Path) -> None:
-    """Skip (file owned elsewhere, not there yet) or fail (a file of ours is missing)."""
-    if path.exists():
-        return
-    if any(path == owner or owner in path.parents for owner in OWNED_ELSEWHERE):
-        pytest.skip(f"{path.relative_to(REPO)} does not exist yet (owned by another part of the project)")
-    pytest.fail(f"{path.relative_to(REPO)} is missing")
+    """Fail when a file the deployment refers to is missing."""
+    if not path.exists():
+        pytest.fail(f"{path.relative_to(REPO)} is missing")
 
 
 def _yaml(path: Path) -> Any:
