@@ -8,35 +8,24 @@ for the ratios, a minimum-traffic guard.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from datadog_api_client import ApiClient, Configuration
 from datadog_api_client.v1.model.dashboard import Dashboard
 from datadog_api_client.v1.model.monitor import Monitor
+from loaders import load
 
 ROOT = Path(__file__).resolve().parents[2]
 DATADOG = ROOT / "dashboards" / "datadog"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-generate = _load("datadog_generate", DATADOG / "generate.py")
+generate = load("datadog_generate", DATADOG / "generate.py")
 sys.path.insert(0, str(ROOT / "dashboards"))
 import metric_names  # noqa: E402
 

@@ -6,19 +6,18 @@ The drill-down's SQL runs on a real chDB in ``tests/collector/test_drilldown_sql
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from loaders import load
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -27,17 +26,7 @@ PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 FILES = ("llm-overview.json", "llm-drilldown.json")
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-generate = _load("grafana_generate", GRAFANA / "generate.py")
+generate = load("grafana_generate", GRAFANA / "generate.py")
 sys.path.insert(0, str(ROOT / "dashboards"))
 import metric_names  # noqa: E402
 
