@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 
@@ -104,6 +105,61 @@ def _get(obj: object, key: str) -> object:
         return None
 
 
+class _Fields(Protocol):
+    def get(self, key: str, /) -> object: ...
+
+
+class _AttrFields:
+    """``.get`` over an object's attributes, None when absent or when reading raises."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: object) -> None:
+        self._obj = obj
+
+    def get(self, key: str, /) -> object:
+        try:
+            return getattr(self._obj, key, None)
+        except Exception:
+            return None
+
+
+class _MappingFields(_AttrFields):
+    def get(self, key: str, /) -> object:
+        try:
+            return self._obj.get(key)  # type: ignore[attr-defined]
+        except Exception:
+            return None
+
+
+_NO_FIELDS: dict[str, object] = {}
+
+
+def _fields(obj: object) -> _Fields:
+    """Something whose ``.get(key)`` answers what :func:`_get` would for ``obj``.
+
+    For a dict, and for a pydantic model (its fields are its ``__dict__``, with extra
+    keys merged under them), that is a plain dict: reading several fields of one object
+    then costs a dict lookup each instead of a call to ``_get`` each.
+    """
+    cls = type(obj)
+    if cls is dict:
+        return obj  # type: ignore[return-value]
+    if obj is None:
+        return _NO_FIELDS
+    try:
+        kind = _KINDS.get(cls) or _kind_of(cls)
+        if kind == _PYDANTIC:
+            fields = obj.__dict__
+            extra = getattr(obj, "__pydantic_extra__", None)
+            return {**extra, **fields} if type(extra) is dict and extra else fields
+        if kind == _MAPPING:
+            return _MappingFields(obj)
+    except Exception:
+        return _NO_FIELDS
+    return _AttrFields(obj)
+
+
 def _str(v: object) -> str | None:
     return v if isinstance(v, str) else None
 
@@ -153,32 +209,35 @@ def _apply_usage(u: object, ex: Extracted) -> None:
         return
     cached: int | None
     written: int | None
-    inp = _int(_get(u, "prompt_tokens"))
-    if inp is not None or _get(u, "completion_tokens") is not None:
+    f = _fields(u)
+    inp = _int(f.get("prompt_tokens"))
+    completion = f.get("completion_tokens")
+    if inp is not None or completion is not None:
         # OpenAI Chat Completions / embeddings: prompt_tokens already includes the cache.
-        out = _int(_get(u, "completion_tokens"))
-        in_d = _get(u, "prompt_tokens_details")
-        cached = _int(_get(in_d, "cached_tokens"))
-        written = _int(_get(in_d, "cache_write_tokens"))
-        reasoning = _int(_get(_get(u, "completion_tokens_details"), "reasoning_tokens"))
+        out = _int(completion)
+        in_d = _fields(f.get("prompt_tokens_details"))
+        cached = _int(in_d.get("cached_tokens"))
+        written = _int(in_d.get("cache_write_tokens"))
+        reasoning = _int(_get(f.get("completion_tokens_details"), "reasoning_tokens"))
     else:
-        inp = _int(_get(u, "input_tokens"))
-        out = _int(_get(u, "output_tokens"))
-        in_d = _get(u, "input_tokens_details")
-        if in_d is not None:
+        inp = _int(f.get("input_tokens"))
+        out = _int(f.get("output_tokens"))
+        in_details = f.get("input_tokens_details")
+        if in_details is not None:
             # OpenAI Responses: input_tokens already includes the cache.
-            cached = _int(_get(in_d, "cached_tokens"))
-            written = _int(_get(in_d, "cache_write_tokens"))
+            in_d = _fields(in_details)
+            cached = _int(in_d.get("cached_tokens"))
+            written = _int(in_d.get("cache_write_tokens"))
         else:
             # Anthropic: input_tokens counts only the uncached part.
-            cached = _int(_get(u, "cache_read_input_tokens"))
-            written = _int(_get(u, "cache_creation_input_tokens"))
+            cached = _int(f.get("cache_read_input_tokens"))
+            written = _int(f.get("cache_creation_input_tokens"))
             if inp is not None:
                 inp += (cached or 0) + (written or 0)
-        out_d = _get(u, "output_tokens_details")
-        reasoning = _int(_get(out_d, "reasoning_tokens"))
+        out_d = _fields(f.get("output_tokens_details"))
+        reasoning = _int(out_d.get("reasoning_tokens"))
         if reasoning is None:
-            reasoning = _int(_get(out_d, "thinking_tokens"))  # Anthropic
+            reasoning = _int(out_d.get("thinking_tokens"))  # Anthropic
     if inp is not None:
         ex.input_tokens = inp
     if out is not None:
@@ -213,20 +272,21 @@ def extract_response(obj: object) -> Extracted:
 
 
 def _fill_response(obj: object, ex: Extracted) -> None:
-    ex.response_id = _nstr(_get(obj, "id"))
-    ex.response_model = _nstr(_get(obj, "model"))
-    choices = _get(obj, "choices")
+    f = _fields(obj)
+    ex.response_id = _nstr(f.get("id"))
+    ex.response_model = _nstr(f.get("model"))
+    choices = f.get("choices")
     if isinstance(choices, (list, tuple)):
         _chat_completion(choices, ex)
     else:
-        output = _get(obj, "output")
+        output = f.get("output")
         if isinstance(output, (list, tuple)):
             _responses(obj, output, ex)
         else:
-            content = _get(obj, "content")
+            content = f.get("content")
             if isinstance(content, (list, tuple)):
                 _anthropic_message(obj, content, ex)
-    _apply_usage(_get(obj, "usage"), ex)
+    _apply_usage(f.get("usage"), ex)
     _finalize(ex)
 
 
@@ -269,25 +329,27 @@ def _openai_tool_call(tc: object) -> dict[str, object] | None:
 
 def _chat_completion(choices: Sequence[object], ex: Extracted) -> None:
     for i, choice in enumerate(choices):
-        reason = _nstr(_get(choice, "finish_reason"))
+        c = _fields(choice)
+        reason = _nstr(c.get("finish_reason"))
         if reason:
             ex.finish_reasons.append(reason)
         if i:
             continue  # text, refusal and tool calls come from the first choice
-        msg = _get(choice, "message")
+        msg = c.get("message")
         if msg is None:
-            ex.output_text = _str(_get(choice, "text")) or ""  # legacy Completions
+            ex.output_text = _str(c.get("text")) or ""  # legacy Completions
             continue
-        ex.output_text = _text_of(_get(msg, "content"))
-        refusal = _nstr(_get(msg, "refusal"))
+        m = _fields(msg)
+        ex.output_text = _text_of(m.get("content"))
+        refusal = _nstr(m.get("refusal"))
         if refusal:
             ex.refusal = True
             ex.refusal_text = refusal
-        for tc in _list(_get(msg, "tool_calls")):
+        for tc in _list(m.get("tool_calls")):
             call = _openai_tool_call(tc)
             if call is not None:
                 ex.tool_calls.append(call)
-        fc = _get(msg, "function_call")  # deprecated single function call
+        fc = m.get("function_call")  # deprecated single function call
         if fc is not None:
             ex.tool_calls.append(_call(None, _get(fc, "name"), _parse_args(_get(fc, "arguments"))))
 

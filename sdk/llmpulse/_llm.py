@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 
 from . import _extract, _messages, _semconv, _stream
-from ._checks import Check, CheckContext, Outcome, run_checks
+from ._checks import Check, CheckContext, Outcome, _error_outcome, make_context, outcome_of
 from ._cost import PriceBook
+from ._extract import Extracted
 from ._prompt import Prompt
 from ._refusal import RefusalDetector
-from ._span import STATUS_ERROR, AttrValue, SpanEvent, SpanRecord
+from ._span import STATUS_ERROR, AttrValue, SharedAttributes, SpanEvent, SpanRecord
 from ._stats import stats
 
 __all__ = ["BRIDGED", "Finisher", "LLMCall", "LLMSpec"]
@@ -116,6 +117,8 @@ class Finisher:
         self.refusals = refusals
         self.prices = prices
         self._clean_cache: dict[str, str] = {}
+        self._json_cache: dict[str, bytes] = {}
+        self._passes: dict[Check, tuple[object, SharedAttributes]] = {}
 
     # -- sampling -----------------------------------------------------------------------
     def trace_sampled(self, trace_id: int) -> bool:
@@ -186,10 +189,9 @@ class Finisher:
         interesting = self.judge(span, ex, spec.provider, model, checks, response)
         if self.capture_content:
             self._capture_input(attrs, call)
-            out = _messages.output_messages(ex)
-            if out:
-                self._clean_messages(out)
-                attrs["gen_ai.output.messages"] = orjson.dumps(out).decode()
+            out = self._output_json(ex)
+            if out is not None:
+                attrs["gen_ai.output.messages"] = out
         return interesting
 
     def judge(
@@ -236,19 +238,50 @@ class Finisher:
         failed = False
         if checks:
             ttft = attrs.get("gen_ai.response.time_to_first_chunk")
-            ctx = CheckContext(
-                output=ex.output_text or (ex.refusal_text or ""),
-                latency_s=(span.end_ns - span.start_ns) / 1e9,
-                ttft_s=ttft if isinstance(ttft, float) else None,
-                cost_usd=cost,
-                refusal=refusal,
-                model=priced_model,
-                response=response,
+            ctx = make_context(
+                ex.output_text or (ex.refusal_text or ""),
+                (span.end_ns - span.start_ns) / 1e9,
+                ttft if isinstance(ttft, float) else None,
+                cost,
+                refusal,
+                priced_model,
+                response,
             )
-            for outcome in run_checks(checks, ctx):
-                span.events.append(self._evaluation_event(outcome, span.end_ns))
-                failed = failed or outcome.label != "pass"
+            events = span.events
+            end_ns = span.end_ns
+            for check in checks:
+                ev, passed = self._evaluate(check, ctx)
+                events.append(SpanEvent(EVALUATION_EVENT, end_ns, ev))
+                failed = failed or not passed
         return refusal or failed
+
+    def _evaluate(self, check: Check, ctx: CheckContext) -> tuple[dict[str, AttrValue], bool]:
+        """Run one check: its evaluation event's attributes, and whether it passed.
+
+        Checks return one ``CheckResult`` object for their pass (precomputed, as the
+        built-in ones do), so the attributes built for a passing result are kept with it
+        and reused while the check keeps returning that very object. Fails usually carry
+        a reason made for the call and are built each time.
+        """
+        try:
+            result = check(ctx)
+        except Exception as exc:  # a broken assertion must never break the app
+            return _event_attributes(_error_outcome(check, exc)), False
+        memo: dict[Check, tuple[object, SharedAttributes]] | None = self._passes
+        try:
+            hit = self._passes.get(check)
+        except TypeError:  # a check class that defines __eq__ without __hash__
+            hit = memo = None
+        if hit is not None and hit[0] is result:
+            return hit[1], True
+        outcome = outcome_of(check, result)
+        attrs = _event_attributes(outcome)
+        passed = outcome.label == "pass"
+        if passed and memo is not None:
+            if len(memo) >= _CACHE_MAX_ENTRIES:  # checks made per call must not grow it
+                memo.clear()
+            memo[check] = (result, attrs)
+        return attrs, passed
 
     def _finish_bridged(self, span: SpanRecord) -> bool:
         """A GenAI span from another instrumentation (``llmpulse.otel.SpanProcessor``)."""
@@ -270,24 +303,49 @@ class Finisher:
             stats.incr("extract_errors")
             return _extract.Extracted()
 
-    @staticmethod
-    def _evaluation_event(outcome: Outcome, time_ns: int) -> SpanEvent:
-        ev: dict[str, AttrValue] = {
-            "gen_ai.evaluation.name": outcome.name,
-            "gen_ai.evaluation.score.label": outcome.label,
-        }
-        if outcome.score is not None and not math.isnan(outcome.score):
-            ev["gen_ai.evaluation.score.value"] = outcome.score
-        if outcome.explanation:
-            ev["gen_ai.evaluation.explanation"] = outcome.explanation
-        return SpanEvent(EVALUATION_EVENT, time_ns, ev)
-
     # -- content ------------------------------------------------------------------------
     def _capture_input(self, attrs: dict[str, AttrValue], call: LLMCall) -> None:
+        pairs = _messages.simple_chat(call.args, call.kwargs)
+        if pairs is not None:
+            # The common shape, written straight to JSON: the same bytes as below.
+            if pairs:
+                text_json = self._text_json
+                body = b",".join(_message_head(role) + text_json(text) + b"}]}" for role, text in pairs)
+                attrs["gen_ai.input.messages"] = (b"[" + body + b"]").decode()
+            return
         messages = _messages.input_messages(call.args, call.kwargs)
         if messages:
             self._clean_messages(messages)
             attrs["gen_ai.input.messages"] = orjson.dumps(messages, default=str).decode()
+
+    def _output_json(self, ex: Extracted) -> str | None:
+        """``gen_ai.output.messages`` as JSON, or None when the reply has no message."""
+        text = ex.output_text or ex.refusal_text
+        if text and not ex.tool_calls:
+            # A text reply, the usual case: the same bytes as the general path below.
+            reason = ex.finish_reasons[0] if ex.finish_reasons else "stop"
+            return (
+                _OUTPUT_HEAD + self._text_json(text) + b'}],"finish_reason":' + orjson.dumps(reason) + b"}]"
+            ).decode()
+        out = _messages.output_messages(ex)
+        if not out:
+            return None
+        self._clean_messages(out)
+        return orjson.dumps(out).decode()
+
+    def _text_json(self, text: str) -> bytes:
+        """``text`` truncated, redacted and JSON-encoded; long repeated texts (system
+        prompts) are cached."""
+        if len(text) < _CACHE_MIN_CHARS:
+            return orjson.dumps(self._clean(text), default=str)
+        cache = self._json_cache
+        hit = cache.get(text)
+        if hit is None:
+            hit = orjson.dumps(self._clean(text), default=str)
+            if len(cache) >= _CACHE_MAX_ENTRIES:
+                cache.clear()
+            cache[text] = hit
+        return hit
 
     def _clean_messages(self, messages: list[dict[str, Any]]) -> None:
         """Truncate and redact every string in the message parts, in place (the lists are
@@ -314,12 +372,18 @@ class Finisher:
 
     def clean_text(self, text: str) -> str:
         """Truncate to ``max_content_chars`` and redact; long repeated texts are cached."""
+        if len(text) < _CACHE_MIN_CHARS:
+            return self._clean(text)
         cache = self._clean_cache
-        cacheable = len(text) >= _CACHE_MIN_CHARS
-        if cacheable:
-            hit = cache.get(text)
-            if hit is not None:
-                return hit
+        hit = cache.get(text)
+        if hit is None:
+            hit = self._clean(text)
+            if len(cache) >= _CACHE_MAX_ENTRIES:
+                cache.clear()
+            cache[text] = hit
+        return hit
+
+    def _clean(self, text: str) -> str:
         out = text
         limit = self.max_content_chars
         if len(out) > limit:
@@ -332,11 +396,33 @@ class Finisher:
                 log.exception("llmpulse redactor failed; content dropped")
                 stats.incr("redact_errors")
                 out = "[REDACTION_FAILED]"
-        if cacheable:
-            if len(cache) >= _CACHE_MAX_ENTRIES:
-                cache.clear()
-            cache[text] = out
         return out
+
+
+def _event_attributes(outcome: Outcome) -> SharedAttributes:
+    """A ``gen_ai.evaluation.result`` event's attributes for ``outcome``."""
+    ev = SharedAttributes()
+    ev["gen_ai.evaluation.name"] = outcome.name
+    ev["gen_ai.evaluation.score.label"] = outcome.label
+    if outcome.score is not None and not math.isnan(outcome.score):
+        ev["gen_ai.evaluation.score.value"] = outcome.score
+    if outcome.explanation:
+        ev["gen_ai.evaluation.explanation"] = outcome.explanation
+    return ev
+
+
+_OUTPUT_HEAD = b'[{"role":"assistant","parts":[{"type":"text","content":'
+_MESSAGE_HEADS: dict[str, bytes] = {}
+
+
+def _message_head(role: str) -> bytes:
+    """``{"role":<role>,"parts":[{"type":"text","content":`` for one input message."""
+    head = _MESSAGE_HEADS.get(role)
+    if head is None:
+        head = b'{"role":' + orjson.dumps(role) + b',"parts":[{"type":"text","content":'
+        if len(_MESSAGE_HEADS) < 64:  # roles are few; odd ones are not kept
+            _MESSAGE_HEADS[role] = head
+    return head
 
 
 def clean_attributes(values: Mapping[str, Any]) -> dict[str, AttrValue]:

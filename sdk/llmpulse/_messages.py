@@ -20,7 +20,7 @@ from ._extract import (
     _text_of,
 )
 
-__all__ = ["input_messages", "output_messages", "request_model"]
+__all__ = ["input_messages", "output_messages", "request_model", "simple_chat"]
 
 log = logging.getLogger("llmpulse")
 
@@ -82,6 +82,49 @@ def _input_messages(args: tuple[object, ...], kwargs: Mapping[str, object]) -> l
             return [{"role": "user", "parts": [_text_part(first)]}]
         if isinstance(first, (list, tuple)):
             return _convert_messages(first)
+    return out
+
+
+def simple_chat(args: tuple[object, ...], kwargs: Mapping[str, object]) -> list[tuple[str, str]] | None:
+    """The input as ``(role, text)`` pairs when it has the common shape, else None.
+
+    The common shape: the list ``input_messages`` would read (``messages=``, or the first
+    positional list when no other input keyword is given) holds only plain dicts with a
+    non-empty str ``role`` (not ``tool``), a str ``content`` and no ``tool_calls``. For
+    it, ``input_messages`` gives one text part per message (``developer`` read as
+    ``system``), so the caller can write the JSON without building that structure.
+    """
+    if type(kwargs) is not dict:
+        return None
+    if kwargs:
+        messages = kwargs.get("messages")
+        if messages is None:
+            if "input" in kwargs or "instructions" in kwargs or "prompt" in kwargs:
+                return None
+        elif type(messages) is not list or kwargs.get("system") is not None:
+            return None
+    else:
+        messages = None
+    if messages is None:
+        for first in args[:2]:
+            if type(first) is list:
+                messages = first
+                break
+            if isinstance(first, (str, list, tuple)):
+                return None
+        else:
+            return None
+    out: list[tuple[str, str]] = []
+    for m in messages:
+        if type(m) is not dict:
+            return None
+        role = m.get("role")
+        content = m.get("content")
+        if type(role) is not str or not role or role == "tool" or type(content) is not str:
+            return None
+        if m.get("tool_calls") is not None:
+            return None
+        out.append(("system" if role == "developer" else role, content))
     return out
 
 

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from llmpulse._exceptions import ConfigError
-from llmpulse._span import AttrValue, SpanRecord
+from llmpulse._span import AttrValue, SharedAttributes, SpanRecord
 
 __all__ = ["Encoder", "ProtobufEncoder", "make_encoder"]
 
@@ -415,8 +415,16 @@ class ProtobufEncoder:
                 if name:
                     f = event_names.get(name)
                     ep.append(f if f is not None else _cached_name(event_names, name, b"\x12"))
-                if e.attributes:
-                    _encode_attrs(e.attributes, 0x1A, event_keys, ep)  # Event.attributes (3)
+                ea = e.attributes
+                if type(ea) is SharedAttributes:
+                    pb = ea.pb
+                    if pb is None:
+                        encoded: list[bytes] = []
+                        _encode_attrs(ea, 0x1A, event_keys, encoded)
+                        pb = ea.pb = b"".join(encoded)
+                    ep.append(pb)
+                elif ea:
+                    _encode_attrs(ea, 0x1A, event_keys, ep)  # Event.attributes (3)
                 body = b"".join(ep)
                 n = len(body)
                 add((_TAG_V2(0x5A, n + (n & -128) + 128) if 128 <= n < 16384 else _tag_len(0x5A, n)) + body)

@@ -19,6 +19,7 @@ __all__ = [
     "STATUS_OK",
     "STATUS_UNSET",
     "AttrValue",
+    "SharedAttributes",
     "SpanEvent",
     "SpanRecord",
 ]
@@ -31,6 +32,14 @@ STATUS_OK = 1
 STATUS_ERROR = 2
 
 AttrValue = str | bool | int | float | Sequence[str] | Sequence[bool] | Sequence[int] | Sequence[float]
+
+
+class SharedAttributes(dict[str, AttrValue]):
+    """Attributes one instance of which many events carry (an assertion's passing outcome
+    is the same on every call). Read-only by contract: the protobuf encoder keeps their
+    encoding in ``pb`` and reuses it."""
+
+    pb: bytes | None = None
 
 
 class SpanEvent:
