@@ -53,10 +53,11 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 from llmpulse._exceptions import ConfigError
 
@@ -346,26 +347,36 @@ def _trie_regex(words: Mapping[str, str]) -> tuple[str, list[str]]:
     return emit(trie, ""), order
 
 
-# Per head: the tails that may follow it, and the full patterns to tell apart on a hit.
-_TAILS: dict[str, list[str]] = {}
-_BY_HEAD: dict[str, list[tuple[re.Pattern[str], _Where]]] = {}
-for _heads, _tail, _where in _SPECS:
-    # No capturing groups in the tails: _SEARCH numbers one group per head (tested).
-    _compiled = re.compile(_pattern(_heads, _tail))
-    for _head in _heads:
-        _TAILS.setdefault(_head, []).append(_tail)
-        _BY_HEAD.setdefault(_head, []).append((_compiled, _where))
+class _Compiled(NamedTuple):
+    """The built-in set compiled. ``search`` finds any head with one of its tails; group i
+    wraps the tails of ``group_heads[i]`` (so ``m.lastindex`` names the head); ``by_head``
+    holds, per head, the full patterns to tell apart on a hit."""
 
-# The leading space gives the search a literal prefix: re then jumps from space to space
-# in C (2-3 µs over 400 characters) instead of trying the heads at every letter that
-# starts one (8 µs). detect() prepends a space and blanks newlines, tabs and markdown
-# asterisks in the text it scans, so a head at the start, after a line break or inside
-# **bold** still follows a space.
-_search, _order = _trie_regex({head: "(" + "|".join(f"(?:{t})" for t in tails) + ")" for head, tails in _TAILS.items()})
-_SEARCH = re.compile(" " + _search)
-# Group i of _SEARCH wraps the tails of _GROUP_HEADS[i], so m.lastindex names the head.
-_GROUP_HEADS: tuple[str, ...] = ("", *_order)
-del _heads, _tail, _where, _compiled, _head, _search, _order
+    search: re.Pattern[str]
+    group_heads: tuple[str, ...]
+    by_head: dict[str, list[tuple[re.Pattern[str], _Where]]]
+
+
+@functools.cache
+def _compiled() -> _Compiled:
+    """Compiled on first use, on the exporter's thread: the combined search is a ~40 KB
+    regex and compiling the set costs ~100 ms, which ``import llmpulse`` must not pay."""
+    tails: dict[str, list[str]] = {}
+    by_head: dict[str, list[tuple[re.Pattern[str], _Where]]] = {}
+    for heads, tail, where in _SPECS:
+        # No capturing groups in the tails: the search numbers one group per head (tested).
+        compiled = re.compile(_pattern(heads, tail))
+        for head in heads:
+            tails.setdefault(head, []).append(tail)
+            by_head.setdefault(head, []).append((compiled, where))
+    # The leading space gives the search a literal prefix: re then jumps from space to
+    # space in C (2-3 µs over 400 characters) instead of trying the heads at every letter
+    # that starts one (8 µs). detect() prepends a space and blanks newlines, tabs and
+    # markdown asterisks in the text it scans, so a head at the start, after a line break
+    # or inside **bold** still follows a space.
+    search, order = _trie_regex({head: "(" + "|".join(f"(?:{t})" for t in ts) + ")" for head, ts in tails.items()})
+    return _Compiled(re.compile(" " + search), ("", *order), by_head)
+
 
 # "I can't access the internet, but based on my training data..." and "I don't have
 # access to your calendar, but here's a template" state a limit and then answer. Only
@@ -556,10 +567,11 @@ def _blank(lowered: str) -> str:
 def _search_builtin(lowered: str, scan: str) -> str | None:
     # Patterns match on `scan` so "I'm\nnot able" still fits the literal "i'm " head; the
     # clause and caveat rules read `lowered`, where line breaks are still visible.
+    search, group_heads, by_head = _compiled()
     pos = 0
-    while (hit := _SEARCH.search(scan, pos)) is not None:
+    while (hit := search.search(scan, pos)) is not None:
         start = hit.start() + 1  # past the space
-        for pattern, where in _BY_HEAD.get(_GROUP_HEADS[hit.lastindex or 0], ()):
+        for pattern, where in by_head.get(group_heads[hit.lastindex or 0], ()):
             m = pattern.match(scan, start)
             if (
                 m is not None

@@ -11,12 +11,12 @@ import pytest
 
 from llmpulse._exceptions import ConfigError
 from llmpulse._refusal import (
-    _BY_HEAD,
     CATEGORIES,
     DEFAULT_PATTERNS,
     HEAD_CHARS,
     RefusalDetector,
     RefusalMatch,
+    _compiled,
 )
 
 DATASET = Path(__file__).parent / "data" / "refusals.jsonl"
@@ -327,7 +327,7 @@ def test_non_ascii_non_refusals(detector: RefusalDetector, text: str) -> None:
 def test_no_head_is_a_prefix_of_another() -> None:
     # The combined search ends each head's branch of its trie in a group that names the
     # head; a head that prefixes another would have no leaf of its own.
-    heads = list(_BY_HEAD)
+    heads = list(_compiled().by_head)
     clashes = [(a, b) for a in heads for b in heads if a != b and b.startswith(a)]
     assert clashes == []
 
