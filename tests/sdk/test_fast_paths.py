@@ -164,23 +164,19 @@ class Hostile:
         raise RuntimeError("no id")
 
 
-def test_field_views_answer_what_get_answers() -> None:
-    completion = ChatCompletion.model_validate(
-        {
-            "id": "c",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "gpt-4o",
-            "choices": [],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-            "service_tier": None,
-            "vendor_extra": {"x": 1},  # kept by the model as an extra field
-        }
+def completion(**fields: Any) -> ChatCompletion:
+    return ChatCompletion.model_validate(
+        {"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o", "choices": [], **fields}
     )
-    assert completion.__pydantic_extra__  # the merge of extras is exercised
+
+
+def test_field_views_answer_what_get_answers() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    reply = completion(usage=usage, service_tier=None, vendor_extra={"x": 1})  # an extra field, kept
+    assert reply.__pydantic_extra__  # the merge of extras is exercised
     objects: list[object] = [
         {"id": "d", "model": None},
-        completion,
+        reply,
         types.MappingProxyType({"id": "mp", "model": "m"}),
         Hostile(),
         None,
@@ -192,22 +188,16 @@ def test_field_views_answer_what_get_answers() -> None:
 
 
 def test_extraction_reads_extra_fields_of_pydantic_models() -> None:
-    completion = ChatCompletion.model_validate(
-        {
-            "id": "c",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "gpt-4o",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
-            "usage": {
-                "prompt_tokens": 30,
-                "completion_tokens": 5,
-                "total_tokens": 35,
-                "prompt_tokens_details": {"cached_tokens": 10, "cache_write_tokens": 7},
-            },
-        }
+    reply = completion(
+        choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+        usage={
+            "prompt_tokens": 30,
+            "completion_tokens": 5,
+            "total_tokens": 35,
+            "prompt_tokens_details": {"cached_tokens": 10, "cache_write_tokens": 7},
+        },
     )
-    ex = extract_response(completion)
+    ex = extract_response(reply)
     assert (ex.output_text, ex.input_tokens, ex.cache_read_tokens, ex.cache_write_tokens) == ("ok", 30, 10, 7)
 
 
