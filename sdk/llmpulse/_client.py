@@ -8,10 +8,12 @@ calls straight through when it is ``None``, so decorating at import time and cal
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -295,15 +297,29 @@ def make_client(
     ids: IdGenerator | None,
     clock: Callable[[], int] | None,
 ) -> Client:
-    return Client(
-        config,
-        checks=checks,
-        refusals=RefusalDetector(refusal_patterns, extra_patterns=extra_refusal_patterns),
-        prices=PriceBook(prices),
-        exporter=exporter,
-        ids=ids,
-        clock=clock,
+    refusals = RefusalDetector(refusal_patterns, extra_patterns=extra_refusal_patterns)
+    price_book = PriceBook(prices)
+    client = Client(
+        config, checks=checks, refusals=refusals, prices=price_book, exporter=exporter, ids=ids, clock=clock
     )
+    _warm_up(refusals, price_book)
+    return client
+
+
+def _warm_up(refusals: RefusalDetector, prices: PriceBook) -> None:
+    """Compile the refusal patterns and load the price table on a daemon thread now,
+    rather than on the exporter thread at the first span (~250 ms, during which spans of a
+    busy app would pile up in the queue and could overflow it)."""
+
+    def run() -> None:
+        try:
+            refusals.warm_up()
+            prices.warm_up()
+        except Exception:  # only a head start: the first span does the same work
+            log.debug("llmpulse warm-up failed", exc_info=True)
+
+    with contextlib.suppress(RuntimeError):  # interpreter shutdown: the first span will do it
+        threading.Thread(target=run, name="llmpulse-warmup", daemon=True).start()
 
 
 __all__ += ["Activation", "feedback_item", "make_client"]

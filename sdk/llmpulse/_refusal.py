@@ -514,6 +514,11 @@ class RefusalDetector:
         category = _CATEGORY_RE.search(scan)
         return RefusalMatch(category.lastgroup if category else None, found)
 
+    def warm_up(self) -> None:
+        """Compile the built-in patterns now (they compile on first use otherwise)."""
+        if self._builtin:
+            _compiled()
+
     def __repr__(self) -> str:
         builtin = "built-in patterns" if self._builtin else "no built-in patterns"
         return f"<RefusalDetector {builtin}, {len(self._custom_parts)} custom>"

@@ -295,3 +295,18 @@ def test_a_check_that_raises_is_recorded_as_error_every_time() -> None:
         ask()
         spans = exporter.llm_spans()
     assert [testing.evaluations(s) for s in spans] == [{"explode": "error"}, {"explode": "error"}]
+
+
+def test_init_compiles_the_refusal_patterns_in_the_background() -> None:
+    import threading
+    import time
+
+    from llmpulse._refusal import _compiled
+
+    _compiled.cache_clear()
+    with testing.capture():
+        deadline = time.monotonic() + 30
+        while _compiled.cache_info().currsize == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _compiled.cache_info().currsize == 1  # compiled with no span recorded
+        assert all(t.daemon for t in threading.enumerate() if t.name == "llmpulse-warmup")
