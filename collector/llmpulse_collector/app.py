@@ -38,7 +38,7 @@ from .settings import Settings
 from .storage import StorageError, StorageUnavailable, Store, queries
 from .storage.migrations import migrate
 from .wal import WalError, WalFull, WriteAheadLog
-from .writer import Writer, encode_entry
+from .writer import Columns, Writer, encode_entry
 
 __all__ = ["create_app"]
 
@@ -75,8 +75,8 @@ class Collector:
     wal_gauges: Callable[[], WalGauges]
     datadog: DatadogExporter | None = None
 
-    def insert(self, table: str, rows: list[dict[str, Any]], columns: tuple[str, ...], token: str) -> None:
-        self.store.insert(table, rows, columns, dedup_token=token)
+    def insert(self, table: str, data: Columns, token: str) -> None:
+        self.store.insert_columns(table, data.names, data.values, dedup_token=token)
 
 
 def _status_body(code: int, message: str, json: bool) -> tuple[bytes, str]:

@@ -12,6 +12,12 @@ inserted request by request (token ``<batch token>:<table>:<entry id>``, stable 
 replays). A request whose rows are still refused is appended to the dead-letter file
 (``dead-letter.jsonl`` beside the log, fsynced, with the error) and counted; the rest of the
 batch lands and the log moves on.
+
+Payloads are column-oriented (``encode_entry``): one JSON array per column instead of one
+object per row, so the log is smaller, decoding it builds no per-row dicts, and a batch is
+handed to ClickHouse as columns without touching each row in Python. Entries written by
+older collectors (a list of row objects per table) are still read (``decode_entry``), so a
+log left on disk by an upgrade replays as it was.
 """
 
 from __future__ import annotations
@@ -19,32 +25,118 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
 
-from .rows import ASSERTION_COLUMNS, FEEDBACK_COLUMNS, SPAN_COLUMNS
+from .rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHEMA
 from .storage import StorageError, StorageUnavailable
 from .wal import Batch, WalClosed, WriteAheadLog
 
-__all__ = ["TABLES", "Writer", "encode_entry"]
+__all__ = ["TABLES", "Columns", "Writer", "decode_entry", "encode_entry"]
 
 log = structlog.get_logger("llmpulse.collector")
 
 # WAL payload key -> (table, column list)
 TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "spans": ("spans", SPAN_COLUMNS),
-    "assertions": ("assertions", ASSERTION_COLUMNS),
-    "feedback": ("feedback", FEEDBACK_COLUMNS),
+    "spans": ("spans", tuple(c for c, _, _ in SPAN_SCHEMA)),
+    "assertions": ("assertions", tuple(c for c, _, _ in ASSERTION_SCHEMA)),
+    "feedback": ("feedback", tuple(c for c, _, _ in FEEDBACK_SCHEMA)),
+}
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "spans": {c: d for c, _, d in SPAN_SCHEMA},
+    "assertions": {c: d for c, _, d in ASSERTION_SCHEMA},
+    "feedback": {c: d for c, _, d in FEEDBACK_SCHEMA},
 }
 
 
-def encode_entry(rows: dict[str, list[dict[str, Any]]]) -> bytes:
-    """A WAL payload: ``{"spans": [...], "assertions": [...]}`` as orjson bytes."""
-    return orjson.dumps({k: v for k, v in rows.items() if v})
+class Columns:
+    """Rows of one table, column by column: ``values[i]`` holds column ``names[i]`` of every row."""
+
+    __slots__ = ("count", "names", "values")
+
+    def __init__(self, names: Sequence[str], values: list[list[Any]], count: int) -> None:
+        self.names = tuple(names)
+        self.values = values
+        self.count = count
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> Columns:
+        """Rows as dicts (the first row's keys name the columns; a key a row lacks reads None)."""
+        names: dict[str, None] = {}
+        for row in rows:
+            names.update(dict.fromkeys(row))
+        return cls(tuple(names), [[row.get(n) for row in rows] for n in names], len(rows))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Back to one dict per row (the dead-letter file keeps rows in this shape)."""
+        return [dict(zip(self.names, values, strict=True)) for values in zip(*self.values, strict=True)]
+
+    def __repr__(self) -> str:
+        return f"Columns({self.count} rows of {', '.join(self.names)})"
+
+
+def encode_entry(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
+    """A WAL payload: per table, ``{"columns": [names], "values": [[one column's values], ...]}``.
+
+    Rows normally share one key set (the normaliser builds each from one template); if they
+    do not, the table is written as a list of row objects instead, the format older
+    collectors wrote, which ``decode_entry`` still reads.
+    """
+    out: dict[str, Any] = {}
+    for key, table_rows in rows.items():
+        if not table_rows:
+            continue
+        names = tuple(table_rows[0])
+        n = len(names)
+        values: Any = None
+        if n > 1:
+            try:
+                tuples = list(map(itemgetter(*names), table_rows))
+            except KeyError:
+                tuples = None
+            if tuples is not None and all(len(r) == n for r in table_rows):
+                values = list(zip(*tuples, strict=True))
+        elif n == 1 and all(len(r) == 1 for r in table_rows):
+            (name,) = names
+            if all(name in r for r in table_rows):
+                values = [[r[name] for r in table_rows]]
+        out[key] = {"columns": names, "values": values} if values is not None else list(table_rows)
+    return orjson.dumps(out)
+
+
+def decode_entry(payload: bytes) -> dict[str, Columns]:
+    """A WAL payload, either format, as ``Columns`` per table key."""
+    out: dict[str, Columns] = {}
+    for key, part in orjson.loads(payload).items():
+        if type(part) is dict:  # column-oriented
+            values = part["values"]
+            out[key] = Columns(part["columns"], values, len(values[0]) if values else 0)
+        elif part:  # a list of row objects: collectors before the column-oriented log
+            out[key] = Columns.from_rows(part)
+    return out
+
+
+def _merge(key: str, parts: Sequence[Columns]) -> Columns:
+    """One table's parts in the table's column order, missing columns filled with defaults."""
+    columns = TABLES[key][1]
+    defaults = _DEFAULTS[key]
+    values: list[list[Any]] = [[] for _ in columns]
+    count = 0
+    for part in parts:
+        index = {name: i for i, name in enumerate(part.names)}
+        for out, name in zip(values, columns, strict=True):
+            i = index.get(name)
+            if i is None:
+                out.extend([defaults[name]] * part.count)
+            else:
+                out.extend(part.values[i])
+        count += part.count
+    return Columns(columns, values, count)
 
 
 class Writer:
@@ -53,7 +145,7 @@ class Writer:
     def __init__(
         self,
         wal: WriteAheadLog,
-        insert: Callable[[str, list[dict[str, Any]], tuple[str, ...], str], None],
+        insert: Callable[[str, Columns, str], None],
         *,
         max_entries: int = 1000,
         max_bytes: int = 16 << 20,
@@ -147,54 +239,50 @@ class Writer:
     def write(self, batch: Batch) -> None:
         """Insert one batch's rows, table by table, then complete it in the log."""
         started = time.perf_counter()
-        tables: dict[str, list[dict[str, Any]]] = {}
+        parts: dict[str, list[Columns]] = {}
         for entry in batch.entries:
-            payload = orjson.loads(entry.payload)
-            for key, rows in payload.items():
-                tables.setdefault(key, []).extend(rows)
-        self._finish(batch, self._insert_tables(batch, tables), started)
-
-    def _insert_tables(self, batch: Batch, tables: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+            for key, part in decode_entry(entry.payload).items():
+                parts.setdefault(key, []).append(part)
         written: dict[str, int] = {}
-        for key, rows in tables.items():
+        for key, table_parts in parts.items():
             if key not in TABLES:
-                log.error("wal_unknown_table", key=key, rows=len(rows))
+                log.error("wal_unknown_table", key=key, rows=sum(p.count for p in table_parts))
                 continue
-            table, columns = TABLES[key]
-            self._insert(table, rows, columns, f"{batch.token}:{table}")
-            written[table] = len(rows)
-        return written
+            table = TABLES[key][0]
+            data = _merge(key, table_parts)
+            self._insert(table, data, f"{batch.token}:{table}")
+            written[table] = data.count
+        self._finish(batch, written, started)
 
     def isolate(self, batch: Batch) -> None:
         """Write a batch ClickHouse keeps refusing, setting aside only the requests it refuses."""
         started = time.perf_counter()
-        per_entry: list[tuple[int, dict[str, list[dict[str, Any]]]]] = [
-            (entry.id, orjson.loads(entry.payload)) for entry in batch.entries
-        ]
+        per_entry = [(entry.id, decode_entry(entry.payload)) for entry in batch.entries]
         written: dict[str, int] = {}
-        for key, (table, columns) in TABLES.items():
-            rows = [row for _, payload in per_entry for row in payload.get(key, ())]
-            if not rows:
+        for key, (table, _) in TABLES.items():
+            parts = [payload[key] for _, payload in per_entry if key in payload]
+            if not parts:
                 continue
             try:
-                self._insert(table, rows, columns, f"{batch.token}:{table}")  # what may have landed already
-                written[table] = len(rows)
+                data = _merge(key, parts)
+                self._insert(table, data, f"{batch.token}:{table}")  # what may have landed already
+                written[table] = data.count
                 continue
             except StorageUnavailable:
                 raise
             except StorageError:
                 pass
             for entry_id, payload in per_entry:
-                entry_rows = payload.get(key)
-                if not entry_rows:
+                part = payload.get(key)
+                if part is None or not part.count:
                     continue
                 try:
-                    self._insert(table, entry_rows, columns, f"{batch.token}:{table}:{entry_id}")
-                    written[table] = written.get(table, 0) + len(entry_rows)
+                    self._insert(table, _merge(key, [part]), f"{batch.token}:{table}:{entry_id}")
+                    written[table] = written.get(table, 0) + part.count
                 except StorageUnavailable:
                     raise
                 except StorageError as exc:
-                    self._set_aside(batch, entry_id, table, entry_rows, exc)
+                    self._set_aside(batch, entry_id, table, part.rows(), exc)
         self._finish(batch, written, started)
 
     def _set_aside(self, batch: Batch, entry_id: int, table: str, rows: list[dict[str, Any]], exc: Exception) -> None:

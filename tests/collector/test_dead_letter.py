@@ -60,15 +60,16 @@ def test_isolation_does_not_double_a_table_that_already_landed(tmp_path: Any) ->
     the batch's own token (ClickHouse drops the repeat) and splits only the refusing table."""
     from llmpulse_collector.storage import StorageError
     from llmpulse_collector.wal import WriteAheadLog
-    from llmpulse_collector.writer import Writer
+    from llmpulse_collector.writer import Columns, Writer
 
     calls: list[tuple[str, int, str]] = []
     landed: set[str] = set()
-    rows: dict[str, list[Any]] = {"spans": [], "assertions": []}
+    rows: dict[str, list[dict[str, Any]]] = {"spans": [], "assertions": []}
 
-    def insert(table: str, batch_rows: list[dict[str, Any]], columns: tuple[str, ...], token: str) -> None:
-        calls.append((table, len(batch_rows), token))
-        if table == "assertions" and any(r.get("bad") for r in batch_rows):
+    def insert(table: str, data: Columns, token: str) -> None:
+        calls.append((table, data.count, token))
+        batch_rows = data.rows()
+        if table == "assertions" and any(r["name"] == "bad" for r in batch_rows):
             raise StorageError("Unable to create native array for column `time`")
         if token not in landed:  # what insert_deduplication_token does
             landed.add(token)
@@ -76,15 +77,18 @@ def test_isolation_does_not_double_a_table_that_already_landed(tmp_path: Any) ->
 
     wal = WriteAheadLog(tmp_path / "wal.sqlite3", fsync=False)
     for i, bad in enumerate((False, True, False)):
-        wal.append("traces", encode_entry({"spans": [{"i": i}], "assertions": [{"i": i, "bad": bad}]}))
+        span = {"span_id": f"{i:016x}"}
+        assertion = {"span_id": f"{i:016x}", "name": "bad" if bad else "ok"}
+        wal.append("traces", encode_entry({"spans": [span], "assertions": [assertion]}))
     writer = Writer(wal, insert, dead_letter=tmp_path / "dead-letter.jsonl", isolate_after=2, idle_wait=0.01)
     writer.start()
     wait_for(lambda: wal.pending_entries == 0, timeout=30)
     writer.stop()
     wal.close()
-    assert sorted(r["i"] for r in rows["spans"]) == [0, 1, 2]  # once each, though retried
-    assert sorted(r["i"] for r in rows["assertions"]) == [0, 2]
+    assert sorted(int(r["span_id"], 16) for r in rows["spans"]) == [0, 1, 2]  # once each, though retried
+    assert sorted(int(r["span_id"], 16) for r in rows["assertions"]) == [0, 2]
+    assert rows["spans"][0]["name"] == ""  # columns the entry lacks take the table's default
     (record,) = [orjson.loads(line) for line in (tmp_path / "dead-letter.jsonl").read_bytes().splitlines()]
     assert record["table"] == "assertions"
-    assert record["rows"] == [{"i": 1, "bad": True}]
+    assert record["rows"] == [{"span_id": f"{1:016x}", "name": "bad"}]  # the request's rows as sent
     assert {token.count(":") for table, _, token in calls if table == "assertions"} >= {2, 3}  # whole, then per entry

@@ -336,7 +336,20 @@ class Store:
         check_identifier(table, "table")
         if not dedup_token:
             raise ValueError("dedup_token must be a non-empty string derived from the batch's identity")
-        data = _columns(table, rows, columns)
+        self.insert_columns(table, columns, _columns(table, rows, columns), dedup_token=dedup_token)
+
+    def insert_columns(self, table: str, columns: Sequence[str], values: list[list[Any]], *, dedup_token: str) -> None:
+        """Insert rows given column by column (``values[i]`` holds column ``columns[i]``).
+
+        The writer's path: no per-row dicts. ``None`` in a column that is not Nullable takes
+        the default from ``rows.py``, as in :meth:`insert`; otherwise the same contract.
+        """
+        if not values or not values[0]:
+            return
+        check_identifier(table, "table")
+        if not dedup_token:
+            raise ValueError("dedup_token must be a non-empty string derived from the batch's identity")
+        data = _fill_defaults(table, columns, values)
         settings = dict(_INSERT_SETTINGS, insert_deduplication_token=dedup_token)
         if self.cluster:
             settings["distributed_foreground_insert"] = 1  # acknowledged = written on the shards
@@ -353,7 +366,7 @@ class Store:
                     settings=settings,
                 )
             except Exception as exc:
-                raise _wrap(exc, f"insert of {len(rows)} rows into {table}") from exc
+                raise _wrap(exc, f"insert of {len(data[0])} rows into {table}") from exc
 
     def _column_types(self, table: str, columns: Sequence[str]) -> list[ClickHouseType] | None:
         key = (table, tuple(columns))
@@ -420,22 +433,32 @@ class Store:
 
 
 def _columns(table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[list[Any]]:
-    """Column-oriented values for ``columns``, defaults filled in from the table's row schema."""
-    schema = {name: (ctype, default) for name, ctype, default in TABLE_SCHEMAS.get(table, ())}
+    """Column-oriented values for ``columns``; a key a row lacks takes the table's default."""
+    schema = {name: default for name, _, default in TABLE_SCHEMAS.get(table, ())}
     data: list[list[Any]] = []
     for column in columns:
         if column in schema:
-            ctype, default = schema[column]
+            default = schema[column]
         elif all(column in row for row in rows):
-            ctype, default = "", None
+            default = None
         else:
             raise StorageError(f"{table}.{column}: no default for a missing value (not a column of rows.py's schema)")
-        values = [row.get(column, default) for row in rows]
+        data.append([row.get(column, default) for row in rows])
+    return data
+
+
+def _fill_defaults(table: str, columns: Sequence[str], values: list[list[Any]]) -> list[list[Any]]:
+    """``None`` in a column that is not Nullable → the table's default; times as integer ticks."""
+    schema = {name: (ctype, default) for name, ctype, default in TABLE_SCHEMAS.get(table, ())}
+    data: list[list[Any]] = []
+    for column, given in zip(columns, values, strict=True):
+        ctype, default = schema.get(column, ("", None))
+        column_values = given
         if ctype.startswith("DateTime64"):
             # The driver writes Python ints as raw ticks (exact); datetimes would lose the nanoseconds.
-            if not all(type(v) is int for v in values):
-                values = [default if v is None else int(v) for v in values]
-        elif ctype and not ctype.startswith("Nullable") and None in values:
-            values = [default if v is None else v for v in values]
-        data.append(values)
+            if not all(type(v) is int for v in given):
+                column_values = [default if v is None else int(v) for v in given]
+        elif ctype and not ctype.startswith("Nullable") and None in given:
+            column_values = [default if v is None else v for v in given]
+        data.append(column_values)
     return data
