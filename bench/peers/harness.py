@@ -1,0 +1,153 @@
+"""One peer's measurement, run inside that peer's venv by ``run.py``.
+
+Usage: python bench/peers/harness.py PEER --endpoint URL --calls N --rounds R --out PATH
+
+The workload is ``sdk_overhead.py``'s (same system prompt, user message, reply, token usage
+and model, content capture on). Three things run in this one process, alternating within
+each round so machine noise hits them alike:
+
+- ``bare``: the same function with no instrumentation (for the ``openai``-client peers, the
+  real client call through an in-process ``httpx.MockTransport``; its cost is subtracted);
+- ``peer``: the function as the peer's user instruments it;
+- ``otel``: issue #8's baseline, ``sdk_overhead.make_otel``: a bare OTel SDK span with the
+  same GenAI attributes and content, ``BatchSpanProcessor`` + the official OTLP/HTTP
+  exporter, to the same sink (under ``/baseline`` so its spans are counted apart).
+
+Each measurement is ``sdk_overhead.measure``: call-path wall µs per call, and all-in CPU µs
+per call (``process_time``, every thread, through the peer's flush so background export is
+counted). The sink's counters before and after prove the peer exported every call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from sdk_overhead import REPLY, SYSTEM_PROMPT, USER_MESSAGE, make_otel, measure, response  # noqa: E402
+
+__all__ = [
+    "MESSAGES",
+    "MODEL",
+    "REPLY",
+    "SYSTEM_PROMPT",
+    "USAGE",
+    "USER_MESSAGE",
+    "Peer",
+    "fake_openai_client",
+    "response",
+]
+
+MODEL = "gpt-4o-mini"
+MESSAGES = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": USER_MESSAGE}]
+USAGE = {"input_tokens": 560, "output_tokens": 240, "total_tokens": 800, "cache_read_input_tokens": 512}
+
+
+@dataclass
+class Peer:
+    """What a peer module's ``setup(endpoint)`` returns."""
+
+    version: str
+    how: str  # one line: what the user code looks like
+    call: Callable[[], Any]
+    bare: Callable[[], Any]
+    flush: Callable[[], None]
+    shutdown: Callable[[], None]
+    paths: tuple[str, ...]  # sink paths whose span counts must cover every call
+    extra_paths: tuple[str, ...] = field(default=())  # also counted and reported (APM traces, logs)
+
+
+def fake_openai_client() -> Any:
+    """A real ``openai.OpenAI`` whose HTTP goes to an in-process mock returning the canned reply."""
+    import httpx
+    import openai
+
+    body = response().model_dump_json().encode()
+    headers = {"content-type": "application/json"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers=headers)
+
+    return openai.OpenAI(
+        api_key="sk-bench",
+        base_url="http://llm.invalid/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+
+
+def sink_stats(endpoint: str) -> dict[str, dict[str, int]]:
+    with urllib.request.urlopen(endpoint + "/_stats", timeout=10) as r:
+        stats: dict[str, dict[str, int]] = json.loads(r.read())
+        return stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("peer")
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--calls", type=int, required=True)
+    parser.add_argument("--rounds", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    before = sink_stats(args.endpoint)
+    peer: Peer = importlib.import_module(f"peer_{args.peer}").setup(args.endpoint)
+    base = make_otel(args.endpoint + "/baseline")
+    sides: dict[str, tuple[Callable[[], Any], Callable[[], None]]] = {
+        "bare": (peer.bare, lambda: None),
+        "peer": (peer.call, peer.flush),
+        "otel": (base[0], base[1]),
+    }
+    rounds: list[dict[str, tuple[float, float]]] = []
+    order = list(sides)
+    for i in range(args.rounds + 1):  # round 0 warms up (imports, caches, connections, lazy init); not kept
+        result = {}
+        for name in order[i % 3 :] + order[: i % 3]:  # rotate who goes first
+            fn, fl = sides[name]
+            result[name] = measure(fn, fl, args.calls)
+        if i:
+            rounds.append(result)
+    peer_calls = args.calls * (args.rounds + 1)
+    peer.flush()
+    peer.shutdown()
+    base[2]()
+    after = sink_stats(args.endpoint)
+
+    def delta(path: str) -> dict[str, int]:
+        b = before.get(path, {})
+        return {k: v - b.get(k, 0) for k, v in after.get(path, {"requests": 0, "spans": 0, "bytes": 0}).items()}
+
+    exported = {p: delta(p) for p in sorted(set(after) - {"/info", "/_stats"}) if delta(p).get("requests")}
+    spans = sum(exported.get(p, {}).get("spans", 0) for p in peer.paths)
+    if spans < peer_calls:
+        sys.exit(
+            f"{args.peer}: the sink received {spans} spans on {', '.join(peer.paths)} for {peer_calls} calls: "
+            "the peer dropped or did not export them, so its figures would be understated"
+        )
+    out = {
+        "peer": args.peer,
+        "version": peer.version,
+        "how": peer.how,
+        "python": sys.version.split()[0],
+        "calls": args.calls,
+        "peer_calls": peer_calls,
+        "rounds": rounds,
+        "paths": list(peer.paths),
+        "spans_per_call": spans / peer_calls,
+        "exported": exported,
+    }
+    Path(args.out).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
