@@ -32,7 +32,7 @@ from .export.aggregate import Aggregator
 from .export.datadog import DatadogExporter
 from .export.health import Health
 from .export.prometheus import WalGauges, build_registry, render
-from .ingest import Limits, PayloadError
+from .ingest import DecodeResult, Limits, PayloadError
 from .ingest.otlp import decode_traces, encode_response
 from .settings import Settings
 from .storage import StorageError, StorageUnavailable, Store, queries
@@ -251,15 +251,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health = collector.health
         try:
             body = await _read_body(request, collector.limits.max_body_bytes)
-            result = await run_in_threadpool(
-                decode_traces,
+            result, payload = await run_in_threadpool(
+                _decode_and_encode,
                 body,
-                content_type=content_type,
-                content_encoding=request.headers.get("content-encoding"),
-                project=project,
-                limits=collector.limits,
-                prices=collector.prices,
-                refusals=collector.refusals,
+                content_type,
+                request.headers.get("content-encoding"),
+                project,
+                collector,
             )
         except (PayloadError, ApiError) as exc:
             health.inc("requests_rejected", protocol, _REASONS.get(exc.status, str(exc.status)))
@@ -267,8 +265,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accepted = len(result.spans)
         health.inc("spans_received", protocol, n=accepted + result.rejected)
         health.inc("spans_rejected", protocol, "invalid", n=result.rejected)
-        if result.spans or result.assertions:
-            payload = encode_entry({"spans": result.spans, "assertions": result.assertions})
+        if payload is not None:
             record = collector.aggregator.record_spans
             refused = await _append(
                 collector, "traces", payload, then=lambda: record(project, result.spans, result.assertions)
@@ -420,6 +417,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body, status_code=200 if storage_ok and wal_ok else 503)
 
     return app
+
+
+def _decode_and_encode(
+    body: bytes, content_type: str | None, content_encoding: str | None, project: str, collector: Collector
+) -> tuple[DecodeResult, bytes | None]:
+    """A request's rows and their log payload (None when it has no rows), in one worker thread."""
+    result = decode_traces(
+        body,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        project=project,
+        limits=collector.limits,
+        prices=collector.prices,
+        refusals=collector.refusals,
+    )
+    if not result.spans and not result.assertions:
+        return result, None
+    return result, encode_entry({"spans": result.spans, "assertions": result.assertions})
 
 
 def _otlp_error(status: int, message: str, as_json: bool, retry_after: int | None = None) -> Response:

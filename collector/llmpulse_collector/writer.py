@@ -155,6 +155,7 @@ class Writer:
         dead_letter: Path | None = None,
         on_dead_letter: Callable[[str, int], None] | None = None,
         isolate_after: int = 3,
+        linger: float = 0.25,
     ) -> None:
         self._wal = wal
         self._insert = insert
@@ -166,6 +167,7 @@ class Writer:
         self._dead_letter = dead_letter
         self._on_dead_letter = on_dead_letter
         self._isolate_after = isolate_after
+        self._linger = linger
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._abandon = threading.Event()  # set when stop() gave up waiting: exit at once
@@ -198,6 +200,10 @@ class Writer:
         backoff = 0.0
         refused = (0, 0)  # (batch id, consecutive non-transient failures)
         while True:
+            # Under load, let a small batch grow for up to `linger` s: each insert makes a part
+            # per table and rollup, so fewer, larger inserts cost ClickHouse much less (merges).
+            if self._linger > 0 and not self._stop.is_set() and 0 < self._wal.bytes_used < self._max_bytes // 4:
+                self._stop.wait(self._linger)
             try:
                 batch = self._wal.next_batch(max_entries=self._max_entries, max_bytes=self._max_bytes)
             except WalClosed:

@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlparse
 import clickhouse_connect
 from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.driver import options as driver_options
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError, ProgrammingError
 
@@ -220,6 +221,9 @@ class Store:
         self._write_lock = threading.Lock()
         self._types: dict[tuple[str, tuple[str, ...]], list[ClickHouseType] | None] = {}
         self._closed = False
+        # The driver imports pandas and numpy (when installed) on its first insert, to test
+        # the data's type: ~0.5 s. Pay it here, at startup, not on the first batch.
+        _ = driver_options.pd, driver_options.np
 
     @property
     def embedded(self) -> bool:
