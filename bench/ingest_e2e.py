@@ -120,14 +120,17 @@ def _send(port: int, bodies: list[bytes], errors: list[str]) -> None:
     conn.close()
 
 
-def end_to_end(bodies: list[bytes], spans: int, profile: str | None) -> dict[str, float]:
+def end_to_end(bodies: list[bytes], spans: int, profile: str | None, source: Path | None) -> dict[str, float]:
     """One round against a fresh collector process; its rate, CPU and peak RSS."""
     data_dir = Path(tempfile.mkdtemp(prefix="llmpulse-e2e-"))
     port = _free_port()
     cmd = [str(ROOT / ".venv/bin/llmpulse"), "serve", "--data-dir", str(data_dir), "--port", str(port)]
     cmd += ["--log-format", "json"]
     log = (data_dir / "collector.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ)
+    if source is not None:  # another checkout's collector and SDK, for before/after comparisons
+        env["PYTHONPATH"] = f"{source / 'collector'}{os.pathsep}{source / 'sdk'}"
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -262,6 +265,9 @@ def main() -> int:
     parser.add_argument(
         "--profile", metavar="TXT", help="py-spy record the first round's collector while it ingests (collapsed stacks)"
     )
+    parser.add_argument(
+        "--collector-source", type=Path, metavar="DIR", help="run the collector from another checkout (git worktree)"
+    )
     parser.add_argument("--baseline-worker", type=Path, help=argparse.SUPPRESS)
     add_arguments(parser)
     args = parser.parse_args()
@@ -278,7 +284,7 @@ def main() -> int:
         f.write(pickle.dumps(bodies))
         f.flush()
         for r in range(args.rounds):
-            e2e.append(end_to_end(bodies, spans, args.profile if r == 0 else None))
+            e2e.append(end_to_end(bodies, spans, args.profile if r == 0 else None, args.collector_source))
             base.append(baseline(Path(f.name), args.baseline_batch))
             ratio = e2e[-1]["rate"] / base[-1]["rate"]
             print(

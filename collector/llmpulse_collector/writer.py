@@ -250,7 +250,9 @@ class Writer:
             for key, part in decode_entry(entry.payload).items():
                 parts.setdefault(key, []).append(part)
         written: dict[str, int] = {}
-        for key, table_parts in parts.items():
+        # Spans last: a reader that sees a span sees its assertions too.
+        for key in sorted(parts, key=lambda k: k == "spans"):
+            table_parts = parts[key]
             if key not in TABLES:
                 log.error("wal_unknown_table", key=key, rows=sum(p.count for p in table_parts))
                 continue
@@ -265,7 +267,8 @@ class Writer:
         started = time.perf_counter()
         per_entry = [(entry.id, decode_entry(entry.payload)) for entry in batch.entries]
         written: dict[str, int] = {}
-        for key, (table, _) in TABLES.items():
+        for key in sorted(TABLES, key=lambda k: k == "spans"):  # spans last, as in write()
+            table = TABLES[key][0]
             parts = [payload[key] for _, payload in per_entry if key in payload]
             if not parts:
                 continue

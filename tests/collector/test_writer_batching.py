@@ -49,3 +49,17 @@ def test_stop_drains_without_lingering(tmp_path: Path) -> None:
     assert inserts == [2]
     assert wal.pending_entries == 0
     wal.close()
+
+
+def test_a_batch_inserts_its_spans_last(tmp_path: Path) -> None:
+    """Readers wait for spans; once a span is visible its assertions must be too."""
+    tables: list[str] = []
+    wal = WriteAheadLog(tmp_path / "wal.sqlite3", fsync=False)
+    writer = Writer(wal, lambda table, data, token: tables.append(table), linger=0, idle_wait=0.01)
+    wal.append("traces", encode_entry({"spans": [_span(1)], "assertions": [{"span_id": f"{1:016x}", "name": "a"}]}))
+    wal.append("feedback", encode_entry({"feedback": [{"name": "thumbs_up", "value": 1.0}]}))
+    writer.start()
+    assert writer.stop(timeout=30)
+    wal.close()
+    assert tables[-1] == "spans"
+    assert sorted(tables) == ["assertions", "feedback", "spans"]
