@@ -3,19 +3,22 @@
 Usage: python bench/peers/harness.py PEER --endpoint URL --calls N --rounds R --out PATH
 
 The workload is ``sdk_overhead.py``'s (same system prompt, user message, reply, token usage
-and model, content capture on). Three things run in this one process, alternating within
-each round so machine noise hits them alike:
+and model, content capture on). Three things run in this one process, so machine noise hits
+them alike:
 
 - ``bare``: the same function with no instrumentation (for the ``openai``-client peers, the
   real client call through an in-process ``httpx.MockTransport``; its cost is subtracted);
 - ``peer``: the function as the peer's user instruments it;
-- ``otel``: issue #8's baseline, ``sdk_overhead.make_otel``: a bare OTel SDK span with the
+- ``otel``: issue #8's baseline (paired with a function returning the canned response),
+  ``sdk_overhead.make_otel``: a bare OTel SDK span with the
   same GenAI attributes and content, ``BatchSpanProcessor`` + the official OTLP/HTTP
   exporter, to the same sink (under ``/baseline`` so its spans are counted apart).
 
-Each measurement is ``sdk_overhead.measure``: call-path wall µs per call, and all-in CPU µs
-per call (``process_time``, every thread, through the peer's flush so background export is
-counted). The sink's counters before and after prove the peer exported every call.
+Each measurement (``interleaved``) calls the uninstrumented and the instrumented function in
+turn and times each call: call-path wall µs per call over the bare call, and all-in CPU µs
+per call (this thread's CPU over the bare call, plus every other thread's CPU and the flush,
+so background export is counted). The sink's counters before and after prove the peer
+exported every call.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import importlib
 import json
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +37,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from sdk_overhead import REPLY, SYSTEM_PROMPT, USER_MESSAGE, make_otel, measure, response  # noqa: E402
+from sdk_overhead import REPLY, SYSTEM_PROMPT, USER_MESSAGE, make_otel, response  # noqa: E402
 
 __all__ = [
     "MESSAGES",
@@ -85,6 +89,51 @@ def fake_openai_client() -> Any:
     )
 
 
+def interleaved(
+    bare: Callable[[], Any], call: Callable[[], Any], flush: Callable[[], None], n: int
+) -> dict[str, float]:
+    """Per-call overhead of ``call`` over ``bare``, the two called in turn, n times each.
+
+    Each call is timed on its own (wall and this thread's CPU), so a change in the machine's
+    speed hits both sides of a pair alike. All-in CPU adds what the other threads spent
+    (the peer's exporter) and the final flush: the process's CPU over the block minus this
+    thread's, so background export done during the bare calls is counted too.
+    """
+    flush()
+    perf, thread = time.perf_counter, time.thread_time
+    wall_bare = wall_call = cpu_bare = cpu_call = 0.0
+    p0, m0 = time.process_time(), thread()
+    for i in range(n):
+        first, second = (bare, call) if i % 2 else (call, bare)  # neither side always goes first
+        w0, c0 = perf(), thread()
+        first()
+        w1, c1 = perf(), thread()
+        second()
+        w2, c2 = perf(), thread()
+        if i % 2:
+            wall_bare += w1 - w0
+            wall_call += w2 - w1
+            cpu_bare += c1 - c0
+            cpu_call += c2 - c1
+        else:
+            wall_call += w1 - w0
+            wall_bare += w2 - w1
+            cpu_call += c1 - c0
+            cpu_bare += c2 - c1
+    f0 = thread()
+    flush()
+    f1 = thread()
+    p1, m1 = time.process_time(), thread()
+    background = (p1 - p0) - (m1 - m0)
+    return {
+        "path": (wall_call - wall_bare) / n * 1e6,
+        "cpu": (cpu_call - cpu_bare + (f1 - f0) + background) / n * 1e6,
+        "bare_path": wall_bare / n * 1e6,
+        "bare_cpu": cpu_bare / n * 1e6,
+        "background_cpu": background / n * 1e6,
+    }
+
+
 def sink_stats(endpoint: str) -> dict[str, dict[str, int]]:
     with urllib.request.urlopen(endpoint + "/_stats", timeout=10) as r:
         stats: dict[str, dict[str, int]] = json.loads(r.read())
@@ -103,18 +152,13 @@ def main() -> None:
     before = sink_stats(args.endpoint)
     peer: Peer = importlib.import_module(f"peer_{args.peer}").setup(args.endpoint)
     base = make_otel(args.endpoint + "/baseline")
-    sides: dict[str, tuple[Callable[[], Any], Callable[[], None]]] = {
-        "bare": (peer.bare, lambda: None),
-        "peer": (peer.call, peer.flush),
-        "otel": (base[0], base[1]),
-    }
-    rounds: list[dict[str, tuple[float, float]]] = []
-    order = list(sides)
+    resp = response()
+    sides = {"peer": (peer.bare, peer.call, peer.flush), "otel": (lambda: resp, base[0], base[1])}
+    rounds: list[dict[str, dict[str, float]]] = []
     for i in range(args.rounds + 1):  # round 0 warms up (imports, caches, connections, lazy init); not kept
         result = {}
-        for name in order[i % 3 :] + order[: i % 3]:  # rotate who goes first
-            fn, fl = sides[name]
-            result[name] = measure(fn, fl, args.calls)
+        for name in ("peer", "otel") if i % 2 else ("otel", "peer"):
+            result[name] = interleaved(*sides[name], args.calls)
         if i:
             rounds.append(result)
     peer_calls = args.calls * (args.rounds + 1)

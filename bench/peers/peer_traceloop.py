@@ -18,7 +18,9 @@ from typing import Any
 from harness import MESSAGES, Peer, response
 
 
-def setup(endpoint: str) -> Peer:
+def setup(endpoint: str, nested: bool = True) -> Peer:
+    """``nested``: ``@workflow`` around ``@task`` (two spans a call, both with the content);
+    otherwise one ``@workflow`` span, like every other row's one span a call."""
     from importlib.metadata import version
 
     os.environ["TRACELOOP_TELEMETRY"] = "false"
@@ -38,7 +40,7 @@ def setup(endpoint: str) -> Peer:
 
     @workflow(name="support_reply")
     def traced(messages: list[dict[str, str]]) -> Any:
-        return chat_task(messages)
+        return chat_task(messages) if nested else chat(messages)
 
     provider: Any = trace.get_tracer_provider()
 
@@ -47,7 +49,8 @@ def setup(endpoint: str) -> Peer:
 
     return Peer(
         version=f"traceloop-sdk {version('traceloop-sdk')}",
-        how="Traceloop.init() + @workflow around @task (entity input/output JSON; no tokens)",
+        how=("Traceloop.init() + @workflow around @task" if nested else "Traceloop.init() + @workflow")
+        + " (entity input/output JSON; no tokens)",
         call=lambda: traced(MESSAGES),
         bare=lambda: chat(MESSAGES),
         flush=flush,
