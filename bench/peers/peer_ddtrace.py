@@ -8,7 +8,10 @@ record input, output and token metrics with ``LLMObs.annotate(...)``. Agent mode
 default with an agent since ddtrace 4) each LLM Observability span event rides on its APM
 trace (``meta_struct``) to ``/v0.4/traces`` (msgpack), and only events whose trace would be
 dropped go to ``/evp_proxy/v2/api/v2/llmobs``. Other defaults kept (integrations on,
-telemetry to the agent).
+telemetry to the agent) except, as for OpenLIT, the generic HTTP-client integrations
+(httpx, requests, urllib3, aiohttp): ``LLMObs.enable()`` patches them by default, which would
+trace the mock transport's call (in the uninstrumented call too) and the baseline's OTLP
+exports.
 """
 
 from __future__ import annotations
@@ -18,12 +21,21 @@ from typing import Any
 
 from harness import MESSAGES, MODEL, REPLY, USAGE, Peer, response
 
+HTTP_CLIENTS = ("HTTPX", "REQUESTS", "URLLIB3", "AIOHTTP")
+
+
+def configure(endpoint: str) -> None:
+    """Environment ddtrace reads at import: the sink as agent, HTTP-client integrations off."""
+    os.environ["DD_TRACE_AGENT_URL"] = endpoint
+    os.environ.setdefault("DD_SERVICE", "bench")
+    for name in HTTP_CLIENTS:
+        os.environ[f"DD_TRACE_{name}_ENABLED"] = "false"
+
 
 def setup(endpoint: str) -> Peer:
     from importlib.metadata import version
 
-    os.environ["DD_TRACE_AGENT_URL"] = endpoint
-    os.environ.setdefault("DD_SERVICE", "bench")
+    configure(endpoint)
     from ddtrace.llmobs import LLMObs
     from ddtrace.llmobs.decorators import llm
     from ddtrace.trace import tracer

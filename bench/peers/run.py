@@ -59,8 +59,10 @@ PEERS = {
     "langfuse": Spec("Langfuse @observe", "langfuse"),
     "traceloop": Spec("Traceloop @workflow/@task", "traceloop"),
     "traceloop_workflow": Spec("Traceloop @workflow only", "traceloop"),
-    "openlit": Spec("OpenLIT (openai instrumentation)", "openlit"),
+    "traceloop_openai": Spec("Traceloop openai instrumentation", "traceloop"),
+    "openlit": Spec("OpenLIT openai instrumentation", "openlit"),
     "ddtrace": Spec("ddtrace LLM Observability @llm", "ddtrace"),
+    "ddtrace_openai": Spec("ddtrace LLM Observability openai", "ddtrace"),
 }
 
 
