@@ -17,7 +17,11 @@ fresh data dir, embedded chDB, the write-ahead log's fsync on, the default).
 
 Rounds alternate (end to end, baseline, end to end, ...) so both see the same machine; the
 figures are medians over rounds, and the ratio is the median of per-round ratios. The
-machine is shared: compare within one run.
+machine is shared: compare within one run. Each round also prints the collector's CPU split
+by OS thread: the interpreter's threads (decode, log, writer, HTTP) against chDB's own
+(insert pipeline, merges). ``--profile FILE`` runs py-spy on the first round's collector
+while it ingests (collapsed stacks); ``--collector-source DIR`` runs the collector from
+another checkout (``git archive <rev> collector sdk | tar -x -C DIR``) for before/after figures.
 
 Run: ``.venv/bin/python bench/ingest_e2e.py [--requests 60] [--rounds 3] [--json PATH] [--check]``
 """
