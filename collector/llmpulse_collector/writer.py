@@ -54,6 +54,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# The writer stops gathering a batch once no request has arrived for this long (seconds).
+_QUIET = 0.1
+
+
 class Columns:
     """Rows of one table, column by column: ``values[i]`` holds column ``names[i]`` of every row."""
 
@@ -200,10 +204,7 @@ class Writer:
         backoff = 0.0
         refused = (0, 0)  # (batch id, consecutive non-transient failures)
         while True:
-            # Under load, let a small batch grow for up to `linger` s: each insert makes a part
-            # per table and rollup, so fewer, larger inserts cost ClickHouse much less (merges).
-            if self._linger > 0 and not self._stop.is_set() and 0 < self._wal.bytes_used < self._max_bytes // 4:
-                self._stop.wait(self._linger)
+            self._gather()
             try:
                 batch = self._wal.next_batch(max_entries=self._max_entries, max_bytes=self._max_bytes)
             except WalClosed:
@@ -241,6 +242,23 @@ class Writer:
                     self._on_error(exc)
                 if self._abandon.wait(backoff):
                     return
+
+    def _gather(self) -> None:
+        """Under load, let a small batch grow for up to ``linger`` s, while requests keep coming.
+
+        Each insert makes a part per table and rollup: fewer, larger inserts cost ClickHouse
+        much less (parts, merges). Once no request has arrived for ``_QUIET`` s, waiting
+        longer gains nothing, so a lone request waits that long at most.
+        """
+        small = self._max_bytes // 4
+        if self._linger <= 0 or self._stop.is_set() or not 0 < self._wal.bytes_used < small:
+            return
+        deadline = time.monotonic() + self._linger
+        self._wake.clear()
+        while (left := deadline - time.monotonic()) > 0 and self._wal.bytes_used < small:
+            if not self._wake.wait(min(left, _QUIET)) or self._stop.is_set():
+                return
+            self._wake.clear()
 
     def write(self, batch: Batch) -> None:
         """Insert one batch's rows, table by table, then complete it in the log."""

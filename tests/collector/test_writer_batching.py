@@ -63,3 +63,17 @@ def test_a_batch_inserts_its_spans_last(tmp_path: Path) -> None:
     wal.close()
     assert tables[-1] == "spans"
     assert sorted(tables) == ["assertions", "feedback", "spans"]
+
+
+def test_a_lone_request_does_not_wait_out_the_linger(tmp_path: Path) -> None:
+    inserted: list[float] = []
+    wal = WriteAheadLog(tmp_path / "wal.sqlite3", fsync=False)
+    writer = Writer(wal, lambda table, data, token: inserted.append(time.monotonic()), linger=60.0, idle_wait=0.01)
+    writer.start()
+    appended = time.monotonic()
+    wal.append("traces", encode_entry({"spans": [_span(1)]}))
+    writer.wake()
+    wait_for(lambda: inserted, timeout=50)  # written once requests stop coming, not after 60 s
+    assert inserted[0] - appended < 50
+    writer.stop()
+    wal.close()
