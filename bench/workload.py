@@ -53,7 +53,7 @@ def llm_span(rng: random.Random, start_ns: int, content_bytes: int = 1024) -> Sp
         "llmpulse.prompt.version": rng.choice(("3f9a2c1e", "77b0d4aa")),
         "gen_ai.input.messages": _messages(rng, content_bytes * 2 // 3, ("system", "user"), False),
         "gen_ai.output.messages": _messages(rng, content_bytes // 3, ("assistant",), False),
-        "llmpulse.cost_usd": (inp * 0.15 + out * 0.6) / 1e6,
+        "llmpulse.cost.usd": (inp * 0.15 + out * 0.6) / 1e6,
         "llmpulse.refusal": rng.random() < 0.03,
         "llmpulse.sample_weight": 1.0,
     }
