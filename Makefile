@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install system-deps run test lint fmt bench reliability clean
+.PHONY: help install system-deps run test lint fmt bench bench-sdk bench-collector bench-peers reliability clean
 
 help:
 	@echo "make run    - start the collector (embedded ClickHouse) with demo traffic on 127.0.0.1:4318"
 	@echo "make test   - install into .venv, lint (ruff, mypy --strict) and run the test suite"
-	@echo "make bench  - measure the SDK's cost per call against a bare OpenTelemetry span"
+	@echo "make bench  - every issue #8 figure with its same-run baseline and ratio (BENCH_ARGS=--check to fail on a miss)"
+	@echo "make bench-peers - the SDK workload through Langfuse, Traceloop, OpenLIT and ddtrace, each in its own venv"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make reliability - crash, outage, soak and fuzz tests, with their figures as a table"
 
@@ -45,8 +46,25 @@ lint: install
 test: lint system-deps
 	$(BIN)/pytest -q
 
-bench: install
-	$(BIN)/python bench/sdk_overhead.py
+# Each script prints its table and writes rows to bench/results/; report.py merges them into
+# the README's table. (The 10M-span query benchmark of issue #8 is not written yet.)
+BENCH_ARGS ?=
+RESULTS := bench/results
+bench: bench-sdk bench-collector
+	$(BIN)/python bench/report.py $(RESULTS)/sdk_overhead.json $(RESULTS)/sdk_footprint.json \
+	  $(RESULTS)/ingest_e2e.json | tee $(RESULTS)/table.md
+
+bench-sdk: install
+	$(BIN)/python bench/sdk_overhead.py --json $(RESULTS)/sdk_overhead.json $(BENCH_ARGS)
+	$(BIN)/python bench/sdk_footprint.py --json $(RESULTS)/sdk_footprint.json $(BENCH_ARGS)
+
+bench-collector: install
+	$(BIN)/python bench/ingest_e2e.py --json $(RESULTS)/ingest_e2e.json $(BENCH_ARGS)
+
+# Peers each get a venv under .bench-venvs/ (their pins conflict); built once, reused.
+bench-peers: install
+	$(BIN)/python bench/peers/run.py --json $(RESULTS)/peers.json $(BENCH_ARGS)
+	$(BIN)/python bench/report.py $(RESULTS)/peers.json
 
 # The fault tests with their figures (crash rounds, outage, soak, fuzz cases) as a README table.
 # SOAK_SECONDS=600 make reliability for a longer soak.
