@@ -89,6 +89,24 @@ def fake_openai_client() -> Any:
     )
 
 
+def openai_calls() -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """``(bare, call)`` on a :func:`fake_openai_client`: ``bare`` runs ``create`` as it is
+    now, ``call`` as the client runs it later. Call this before the peer patches the
+    client, so ``bare`` stays uninstrumented."""
+    from openai.resources.chat.completions import Completions
+
+    original = Completions.create
+    client = fake_openai_client()
+
+    def bare() -> Any:
+        return original(client.chat.completions, model=MODEL, messages=MESSAGES)
+
+    def call() -> Any:
+        return client.chat.completions.create(model=MODEL, messages=MESSAGES)
+
+    return bare, call
+
+
 def interleaved(
     bare: Callable[[], Any], call: Callable[[], Any], flush: Callable[[], None], n: int
 ) -> dict[str, float]:

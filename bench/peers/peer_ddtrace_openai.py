@@ -8,9 +8,7 @@ is the real client call on the in-process mock transport, as for OpenLIT and llm
 
 from __future__ import annotations
 
-from typing import Any
-
-from harness import MESSAGES, MODEL, Peer, fake_openai_client
+from harness import Peer, openai_calls
 from peer_ddtrace import configure
 
 
@@ -18,10 +16,8 @@ def setup(endpoint: str) -> Peer:
     from importlib.metadata import version
 
     configure(endpoint)
-    from openai.resources.chat.completions import Completions
 
-    original = Completions.create  # before ddtrace patches it
-    client = fake_openai_client()
+    bare, call = openai_calls()  # before ddtrace patches it
     from ddtrace.llmobs import LLMObs
     from ddtrace.trace import tracer
 
@@ -35,12 +31,6 @@ def setup(endpoint: str) -> Peer:
         flush()
         LLMObs.disable()
         tracer.shutdown()
-
-    def bare() -> Any:
-        return original(client.chat.completions, model=MODEL, messages=MESSAGES)
-
-    def call() -> Any:
-        return client.chat.completions.create(model=MODEL, messages=MESSAGES)
 
     return Peer(
         version=f"ddtrace {version('ddtrace')} (openai {version('openai')})",

@@ -6,31 +6,20 @@ measured in the same process and subtracted.
 
 from __future__ import annotations
 
-from typing import Any
-
-from harness import MESSAGES, MODEL, Peer, fake_openai_client
+from harness import Peer, openai_calls
 
 
 def setup(endpoint: str) -> Peer:
     from importlib.metadata import version
 
-    from openai.resources.chat.completions import Completions
-
     import llmpulse
 
-    original = Completions.create  # before llmpulse wraps it
-    client = fake_openai_client()
+    bare, call = openai_calls()  # before llmpulse wraps it
     llmpulse.init(service="bench", endpoint=endpoint)
     llmpulse.instrument_openai()
 
     def flush() -> None:
         assert llmpulse.flush(60)
-
-    def bare() -> Any:
-        return original(client.chat.completions, model=MODEL, messages=MESSAGES)
-
-    def call() -> Any:
-        return client.chat.completions.create(model=MODEL, messages=MESSAGES)
 
     return Peer(
         version=f"llmpulse {llmpulse.__version__} (openai {version('openai')})",

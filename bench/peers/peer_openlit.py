@@ -17,7 +17,7 @@ import os
 import tempfile
 from typing import Any
 
-from harness import MESSAGES, MODEL, Peer, fake_openai_client
+from harness import MODEL, Peer, openai_calls
 
 PRICES = {"promptPrice": 0.00015, "completionPrice": 0.0006, "cacheReadPrice": 0.000075}
 
@@ -26,10 +26,8 @@ def setup(endpoint: str) -> Peer:
     from importlib.metadata import version
 
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-    from openai.resources.chat.completions import Completions
 
-    original = Completions.create  # before openlit wraps it
-    client = fake_openai_client()
+    bare, call = openai_calls()  # before openlit wraps it
     pricing = os.path.join(tempfile.mkdtemp(), "pricing.json")
     with open(pricing, "w") as f:
         json.dump({"chat": {MODEL: PRICES, "gpt-4o-mini-2024-07-18": PRICES}}, f)
@@ -57,12 +55,6 @@ def setup(endpoint: str) -> Peer:
         for p in others:
             if hasattr(p, "shutdown"):
                 p.shutdown()
-
-    def bare() -> Any:
-        return original(client.chat.completions, model=MODEL, messages=MESSAGES)
-
-    def call() -> Any:
-        return client.chat.completions.create(model=MODEL, messages=MESSAGES)
 
     return Peer(
         version=f"openlit {version('openlit')} (openai {version('openai')})",

@@ -10,17 +10,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from harness import MESSAGES, MODEL, Peer, fake_openai_client
+from harness import Peer, openai_calls
 
 
 def setup(endpoint: str) -> Peer:
     from importlib.metadata import version
 
     os.environ["TRACELOOP_TELEMETRY"] = "false"
-    from openai.resources.chat.completions import Completions
 
-    original = Completions.create  # before Traceloop wraps it
-    client = fake_openai_client()
+    bare, call = openai_calls()  # before Traceloop wraps it
     from opentelemetry import trace
     from traceloop.sdk import Traceloop
 
@@ -29,12 +27,6 @@ def setup(endpoint: str) -> Peer:
 
     def flush() -> None:
         assert provider.force_flush(60_000)
-
-    def bare() -> Any:
-        return original(client.chat.completions, model=MODEL, messages=MESSAGES)
-
-    def call() -> Any:
-        return client.chat.completions.create(model=MODEL, messages=MESSAGES)
 
     return Peer(
         version=f"traceloop-sdk {version('traceloop-sdk')} (openai {version('openai')})",
