@@ -545,6 +545,8 @@ def _open(cfg: Settings) -> Collector:
         collector.insert,
         max_entries=cfg.writer_batch_entries,
         max_bytes=cfg.writer_batch_bytes,
+        linger=cfg.writer_linger_s,
+        quiet=cfg.writer_quiet_s,
         on_batch=health.insert_done,
         on_error=on_error,
         dead_letter=cfg.data_dir / "dead-letter.jsonl",

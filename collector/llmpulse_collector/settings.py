@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     max_content_chars: int = Field(default=32_768, ge=64)
     writer_batch_entries: int = Field(default=1000, ge=1)
     writer_batch_bytes: int = Field(default=16 << 20, ge=1024)
+    writer_linger_s: float = Field(
+        default=0.25, ge=0, le=10, description="under load, let a batch grow this long at most (0: insert at once)"
+    )
+    writer_quiet_s: float = Field(
+        default=0.1, gt=0, le=10, description="stop growing a batch once no request has come for this long"
+    )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503/429")
     log_format: Literal["json", "console"] = "console"
     demo: bool = Field(default=False, description="run the built-in demo app against this collector")

@@ -54,10 +54,6 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-# The writer stops gathering a batch once no request has arrived for this long (seconds).
-_QUIET = 0.1
-
-
 class Columns:
     """Rows of one table, column by column: ``values[i]`` holds column ``names[i]`` of every row."""
 
@@ -160,6 +156,7 @@ class Writer:
         on_dead_letter: Callable[[str, int], None] | None = None,
         isolate_after: int = 3,
         linger: float = 0.25,
+        quiet: float = 0.1,
     ) -> None:
         self._wal = wal
         self._insert = insert
@@ -172,6 +169,7 @@ class Writer:
         self._on_dead_letter = on_dead_letter
         self._isolate_after = isolate_after
         self._linger = linger
+        self._quiet = quiet  # stop gathering once no request has arrived for this long
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._abandon = threading.Event()  # set when stop() gave up waiting: exit at once
@@ -247,7 +245,7 @@ class Writer:
         """Under load, let a small batch grow for up to ``linger`` s, while requests keep coming.
 
         Each insert makes a part per table and rollup: fewer, larger inserts cost ClickHouse
-        much less (parts, merges). Once no request has arrived for ``_QUIET`` s, waiting
+        much less (parts, merges). Once no request has arrived for ``quiet`` s, waiting
         longer gains nothing, so a lone request waits that long at most.
         """
         small = self._max_bytes // 4
@@ -256,7 +254,7 @@ class Writer:
         deadline = time.monotonic() + self._linger
         self._wake.clear()
         while (left := deadline - time.monotonic()) > 0 and self._wal.bytes_used < small:
-            if not self._wake.wait(min(left, _QUIET)) or self._stop.is_set():
+            if not self._wake.wait(min(left, self._quiet)) or self._stop.is_set():
                 return
             self._wake.clear()
 

@@ -26,9 +26,12 @@ def test_requests_arriving_within_the_linger_go_in_one_insert(tmp_path: Path) ->
         inserts.append([r["span_id"] for r in data.rows()])
 
     wal = WriteAheadLog(tmp_path / "wal.sqlite3", fsync=False)
-    writer = Writer(wal, insert, linger=2.0, idle_wait=0.01)
+    # The first request is in the log before the writer looks, so it starts gathering at once;
+    # a quiet window as long as the linger keeps it gathering however slow the machine is.
+    writer = Writer(wal, insert, linger=3.0, quiet=3.0, idle_wait=30)
+    wal.append("traces", encode_entry({"spans": [_span(0)]}))
     writer.start()
-    for i in range(3):  # well inside the linger, however slow the machine
+    for i in range(1, 3):
         wal.append("traces", encode_entry({"spans": [_span(i)]}))
         writer.wake()
     wait_for(lambda: wal.pending_entries == 0, timeout=30)
