@@ -246,14 +246,19 @@ def test_raw_and_rollup_paths_agree(data: Data) -> None:
             assert (a["ttft_s"] is None) == (b["ttft_s"] is None)
 
 
-def test_wide_windows_read_the_rollups(store: Store, rows: Rows) -> None:
+def test_whole_minutes_come_from_the_rollups_partial_ones_from_raw_spans(store: Store, rows: Rows) -> None:
     span, _ = rows
-    store.insert("spans", [span(start_time=NOW - 5 * MINUTE, duration_s=0.2)], SPAN_COLUMNS, dedup_token="one")
-    store.command("TRUNCATE TABLE spans")  # the rollup keeps its copy
-    assert queries.stats(store, "acme", window_s=3600, now_ns=NOW) == []
-    (group,) = queries.stats(store, "acme", window_s=86400, now_ns=NOW, group_by=["model"])
-    assert group["calls"] == 1.0
-    assert group["latency_s"]["p50"] == pytest.approx(0.2)
+    whole_minute = span(start_time=NOW - 5 * MINUTE, duration_s=0.2)
+    this_minute = span(start_time=NOW - 10 * S, duration_s=0.4)  # NOW is 30 s into its minute
+    store.insert("spans", [whole_minute, this_minute], SPAN_COLUMNS, dedup_token="two")
+    store.command("TRUNCATE TABLE spans")  # the rollups keep their copies
+    assert queries.stats(store, "acme", window_s=3600, now_ns=NOW, source="raw") == []
+    for window_s in (600, 3600, 86400):
+        (group,) = queries.stats(store, "acme", window_s=window_s, now_ns=NOW, group_by=["model"])
+        assert group["calls"] == 1.0  # the current minute is read from raw spans: gone
+        assert group["latency_s"]["p50"] == pytest.approx(0.2)
+    (group,) = queries.stats(store, "acme", window_s=600, now_ns=NOW, source="rollup")
+    assert group["calls"] == 2.0  # rollups only: through the current minute
 
 
 def test_stats_is_per_project(data: Data) -> None:

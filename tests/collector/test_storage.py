@@ -31,6 +31,12 @@ TABLES = {
     "feedback",
     "llm_1m",
     "llm_1m_mv",
+    "llm_1h",
+    "llm_1h_mv",
+    "llm_1h_by_model",
+    "llm_1h_by_model_mv",
+    "llm_10m_by_model",
+    "llm_10m_by_model_mv",
     "assertions_1m",
     "assertions_1m_mv",
 }
@@ -55,11 +61,11 @@ def _scalar(store: Store, sql: str) -> Any:
 
 def test_migrations_create_everything_and_are_idempotent(new_database: Callable[..., Store]) -> None:
     store = new_database()
-    assert migrate(store) == [1, 2]
+    assert migrate(store) == [1, 2, 3]
     assert _tables(store) == TABLES
     assert migrate(store) == []
-    assert applied_versions(store) == [1, 2]
-    assert _scalar(store, "SELECT count() FROM schema_migrations FINAL") == 2
+    assert applied_versions(store) == [1, 2, 3]
+    assert _scalar(store, "SELECT count() FROM schema_migrations FINAL") == 3
     names = store.query("SELECT version, name FROM schema_migrations ORDER BY version")
     assert [(r["version"], r["name"]) for r in names] == list(migrations.MIGRATIONS)
 
@@ -88,10 +94,10 @@ def test_concurrent_migrations_apply_each_version_once(
     for t in threads:
         t.join(60)
     assert not errors
-    assert set(results["a"]) | set(results["b"]) == {1, 2}
+    assert set(results["a"]) | set(results["b"]) == {1, 2, 3}
     assert _tables(first) == TABLES
     # every version recorded once, even when both runs applied it (fixed dedup token)
-    assert _scalar(first, "SELECT count() FROM schema_migrations") == 2
+    assert _scalar(first, "SELECT count() FROM schema_migrations") == 3
     assert migrate(first) == []
 
 
@@ -104,13 +110,13 @@ def test_concurrent_migrations_in_one_process_are_serialised(new_database: Calla
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(results) == [[], [1, 2]]
+    assert sorted(results) == [[], [1, 2, 3]]
 
 
 def test_migrate_dsn(chdb_path: Path, new_database: Callable[..., Store]) -> None:
     database = f"t_{uuid.uuid4().hex[:12]}"
     new_database(database=database)  # dropped after the test
-    assert migrate_dsn(f"chdb://{chdb_path}", database=database, retention_days=5) == [1, 2]
+    assert migrate_dsn(f"chdb://{chdb_path}", database=database, retention_days=5) == [1, 2, 3]
     assert migrate_dsn(f"chdb://{chdb_path}", database=database) == []
 
 
@@ -151,7 +157,8 @@ def test_retention_ttl_partitioning_and_dedup_settings(new_database: Callable[..
 
 def test_cluster_ddl_text() -> None:
     statements = [s for m in schema_statements("obs", retention_days=14, cluster="main") for s in m.statements]
-    assert all("ON CLUSTER `main`" in s for s in statements)
+    # DDL runs on every node; a backfill INSERT goes once, through the Distributed tables
+    assert all("ON CLUSTER `main`" in s or s.startswith("INSERT INTO `obs`.`llm_") for s in statements)
     text = "\n".join(statements)
     assert "CREATE TABLE IF NOT EXISTS `obs`.`spans_local` ON CLUSTER `main`" in text
     assert "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/obs/spans_local', '{replica}')" in text
@@ -160,10 +167,12 @@ def test_cluster_ddl_text() -> None:
         "CREATE TABLE IF NOT EXISTS `obs`.`spans` ON CLUSTER `main` AS `obs`.`spans_local`\n"
         "ENGINE = Distributed('main', 'obs', 'spans_local', cityHash64(trace_id))"
     ) in text
-    for table in ("assertions", "feedback", "llm_1m", "assertions_1m"):
+    for table in ("assertions", "feedback", "llm_1m", "assertions_1m", "llm_1h", "llm_1h_by_model", "llm_10m_by_model"):
         assert f"ENGINE = Distributed('main', 'obs', '{table}_local'" in text
     # each shard rolls up its own inserts
     assert "TO `obs`.`llm_1m_local`" in text
+    assert "TO `obs`.`llm_1h_by_model_local`\nAS SELECT project, toStartOfHour(s.minute) AS hour" in text
+    assert "FROM `obs`.`llm_1m_local` AS s" in text  # the coarse rollups are fed by each shard's minutes
     assert "FROM `obs`.`spans_local` AS s" in text
     assert "TTL toDateTime(start_time) + INTERVAL 14 DAY" in text
     assert "non_replicated_deduplication_window" not in text  # replicated tables deduplicate by themselves

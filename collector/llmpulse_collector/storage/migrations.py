@@ -14,6 +14,15 @@ Tables (single server or chDB):
 - ``assertions``, ``feedback``: the same, ordered by ``(project, time)``.
 - ``llm_1m``, ``assertions_1m``: per-minute rollups (AggregatingMergeTree) fed by
   materialized views; their targets also deduplicate, so a replayed insert is counted once.
+- ``llm_1h`` (all of ``ROLLUP_KEYS``), ``llm_1h_by_model`` and ``llm_10m_by_model`` (only
+  ``MODEL_KEYS``), version 3: ``llm_1m`` merged by hour or ten minutes, fed by views on
+  ``llm_1m`` (so each insert is aggregated once from spans, then from its few rollup rows).
+  Reading a t-digest state costs its centroids, and a minute of one key is barely
+  compressed: a day by model merges 24 hourly states a key instead of 1,440 per-minute
+  ones. They keep 256 rows a granule (not 8,192), so a short time range reads few states.
+  An existing store is backfilled from ``llm_1m`` when the migration runs, right after the
+  views exist; that is exact when nothing inserts meanwhile (the collector migrates before
+  its writer starts), so on a shared server run ``llmpulse migrate`` before new collectors.
 
 Cluster mode (``Store.connect(..., cluster="name")``): every statement runs ``ON CLUSTER``,
 the storage tables become ``<name>_local`` Replicated* tables (``{shard}``/``{replica}``
@@ -37,8 +46,11 @@ from .clickhouse import Store, check_identifier
 __all__ = [
     "ASSERTION_SUMS",
     "LLM_SUMS",
+    "LADDERS",
     "MIGRATIONS",
+    "MODEL_KEYS",
     "Migration",
+    "Rollup",
     "applied_versions",
     "assertion_rollup_keys",
     "llm_quantiles",
@@ -61,7 +73,33 @@ ROLLUP_KEYS = (
 )
 """Dimensions of ``llm_1m`` after ``(project, minute)``; ``assertions_1m`` keeps those the assertion rows carry."""
 
+MODEL_KEYS = ("service", "provider", "model")
+"""Dimensions of the narrow rollups ``llm_1h_by_model`` and ``llm_10m_by_model``: the common breakdowns."""
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A rollup table of LLM calls: its time column, bucket length and dimensions."""
+
+    table: str
+    time_column: str
+    unit_s: int
+    keys: tuple[str, ...]
+
+
+LADDERS: tuple[tuple[Rollup, ...], ...] = (
+    (
+        Rollup("llm_1h_by_model", "hour", 3600, MODEL_KEYS),
+        Rollup("llm_10m_by_model", "ten_minutes", 600, MODEL_KEYS),
+        Rollup("llm_1m", "minute", 60, ROLLUP_KEYS),
+    ),
+    (Rollup("llm_1h", "hour", 3600, ROLLUP_KEYS), Rollup("llm_1m", "minute", 60, ROLLUP_KEYS)),
+)
+"""The rollups of LLM calls a stats query reads, coarsest first; the narrow ladder first. A query
+takes the first ladder whose tables all have its group-by and filter keys."""
+
 QUANTILES = "0.5, 0.95, 0.99"
+QUANTILE_STATE = f"AggregateFunction(quantilesTDigestWeighted({QUANTILES}), Float64, UInt32)"
 
 # Aggregates over spans (or assertions) aliased ``s``: the rollup views and the raw queries
 # share these texts, so both paths count the same way. Columns are qualified because the
@@ -196,18 +234,31 @@ def _distributed(ctx: _Ctx, table: str, shard_key: str) -> list[str]:
     ]
 
 
-def _rollup(ctx: _Ctx, table: str, source: str, columns: str, keys: Sequence[str], select: str) -> list[str]:
-    """An AggregatingMergeTree per-minute rollup of ``source`` and the view that feeds it."""
+def _rollup(
+    ctx: _Ctx,
+    table: str,
+    source: str,
+    columns: str,
+    keys: Sequence[str],
+    select: str,
+    *,
+    time_column: str = "minute",
+    granularity: int | None = None,
+) -> list[str]:
+    """An AggregatingMergeTree rollup of ``source`` by ``time_column`` and the view that feeds it."""
     local = ctx.local(table)
-    order = ", ".join(("project", "minute", *keys))
+    order = ", ".join(("project", time_column, *keys))
     view_select = select.replace("{source}", ctx.qualified(ctx.local(source)))
+    settings = f"{ctx.dedup_setting()}, ttl_only_drop_parts = 1"
+    if granularity is not None:
+        settings += f", index_granularity = {granularity}"
     statements = [
         f"CREATE TABLE IF NOT EXISTS {ctx.qualified(local)}{ctx.on_cluster}\n(\n    {columns}\n)\n"
         f"ENGINE = {ctx.engine('AggregatingMergeTree', local)}\n"
-        f"PARTITION BY toDate(minute)\n"
+        f"PARTITION BY toDate({time_column})\n"
         f"ORDER BY ({order})\n"
-        f"TTL minute + INTERVAL {ctx.retention_days} DAY\n"
-        f"SETTINGS {ctx.dedup_setting()}, ttl_only_drop_parts = 1",
+        f"TTL {time_column} + INTERVAL {ctx.retention_days} DAY\n"
+        f"SETTINGS {settings}",
         # The view reads the local source table: on a cluster each shard rolls up its own inserts.
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ctx.qualified(table + '_mv')}{ctx.on_cluster}\n"
         f"TO {ctx.qualified(local)}\nAS {view_select}",
@@ -216,15 +267,19 @@ def _rollup(ctx: _Ctx, table: str, source: str, columns: str, keys: Sequence[str
     return statements
 
 
-def _llm_1m(ctx: _Ctx) -> list[str]:
+def _llm_columns(time_column: str, keys: Sequence[str]) -> str:
+    """The columns of an LLM-call rollup: project, the bucket's start, ``keys``, sums and t-digest states."""
     span_types = {name: ctype for name, ctype, _ in SPAN_SCHEMA}
-    key_columns = ",\n    ".join(f"`{k}` {span_types[k]}" for k in ROLLUP_KEYS)
-    state = f"AggregateFunction(quantilesTDigestWeighted({QUANTILES}), Float64, UInt32)"
-    columns = (
-        f"`project` {span_types['project']},\n    `minute` DateTime('UTC'),\n    {key_columns},\n    "
+    key_columns = ",\n    ".join(f"`{k}` {span_types[k]}" for k in keys)
+    return (
+        f"`project` {span_types['project']},\n    `{time_column}` DateTime('UTC'),\n    {key_columns},\n    "
         + ",\n    ".join(f"`{name}` SimpleAggregateFunction(sum, Float64)" for name in LLM_SUMS)
-        + "".join(f",\n    `{name}` {state}" for name in llm_quantiles())
+        + "".join(f",\n    `{name}` {QUANTILE_STATE}" for name in llm_quantiles())
     )
+
+
+def _llm_1m(ctx: _Ctx) -> list[str]:
+    columns = _llm_columns("minute", ROLLUP_KEYS)
     keys = ", ".join(ROLLUP_KEYS)
     measures = {**LLM_SUMS, **llm_quantiles("State")}
     select = (
@@ -234,6 +289,39 @@ def _llm_1m(ctx: _Ctx) -> list[str]:
         + f"GROUP BY project, minute, {keys}"
     )
     return _rollup(ctx, "llm_1m", "spans", columns, ROLLUP_KEYS, select)
+
+
+_BUCKET = {600: "toStartOfTenMinutes(s.minute)", 3600: "toStartOfHour(s.minute)"}
+
+
+def _coarse(ctx: _Ctx, rollup: Rollup) -> list[str]:
+    """``rollup``: ``llm_1m`` merged into longer buckets over fewer keys, its view on ``llm_1m``, and a backfill.
+
+    Sums stay sums and t-digest states are merged (``-MergeState``), so a row is exactly its
+    minutes merged. The ``INSERT ... SELECT`` copies what ``llm_1m`` held before the view
+    existed (nothing on a new store); its fixed token makes a rerun of an interrupted
+    migration store it once.
+    """
+    keys = ", ".join(rollup.keys)
+    measures = [f"sum(s.{name}) AS {name}" for name in LLM_SUMS]
+    measures += [f"quantilesTDigestWeightedMergeState({QUANTILES})(s.{name}) AS {name}" for name in llm_quantiles()]
+    select = (
+        f"SELECT project, {_BUCKET[rollup.unit_s]} AS {rollup.time_column}, {keys},\n    "
+        + ",\n    ".join(measures)
+        + f"\nFROM {{source}} AS s\nGROUP BY project, {rollup.time_column}, {keys}"
+    )
+    columns = _llm_columns(rollup.time_column, rollup.keys)
+    statements = _rollup(
+        ctx, rollup.table, "llm_1m", columns, rollup.keys, select, time_column=rollup.time_column, granularity=256
+    )
+    # On a cluster through the Distributed tables: every shard's minutes, spread over the shards
+    # (reads merge the shards' rollups anyway).
+    backfill = select.replace("{source}", ctx.qualified("llm_1m"))
+    statements.append(
+        f"INSERT INTO {ctx.qualified(rollup.table)}\n{backfill}\n"
+        f"SETTINGS insert_deduplicate = 1, insert_deduplication_token = 'llmpulse-backfill-{rollup.table}'"
+    )
+    return statements
 
 
 def assertion_rollup_keys() -> tuple[str, ...]:
@@ -312,7 +400,15 @@ def _migrations(ctx: _Ctx) -> list[Migration]:
     return [
         Migration(1, "spans, assertions and feedback tables", (*spans, *assertions, *feedback)),
         Migration(2, "per-minute rollups llm_1m and assertions_1m", (*_llm_1m(ctx), *_assertions_1m(ctx))),
+        Migration(
+            3,
+            "hourly and ten-minute rollups of llm_1m: llm_1h, llm_1h_by_model, llm_10m_by_model",
+            tuple(statement for rollup in _COARSE for statement in _coarse(ctx, rollup)),
+        ),
     ]
+
+
+_COARSE = tuple(dict.fromkeys(r for ladder in LADDERS for r in ladder if r.table != "llm_1m"))
 
 
 def schema_statements(database: str, *, retention_days: int = 30, cluster: str | None = None) -> list[Migration]:

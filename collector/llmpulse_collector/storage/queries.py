@@ -21,9 +21,9 @@ import orjson
 from llmpulse_collector.rows import ASSERTION_SCHEMA, SPAN_SCHEMA
 
 from .clickhouse import Store
-from .migrations import ASSERTION_SUMS, LLM_SUMS, QUANTILES, llm_quantiles
+from .migrations import ASSERTION_SUMS, LADDERS, LLM_SUMS, QUANTILES, Rollup, llm_quantiles
 
-__all__ = ["FILTER_KEYS", "GROUP_KEYS", "RAW_MAX_WINDOW_S", "stats", "trace", "traces"]
+__all__ = ["FILTER_KEYS", "GROUP_KEYS", "stats", "trace", "traces"]
 
 GROUP_KEYS = ("service", "model", "provider", "prompt_version", "environment", "prompt_name", "operation")
 """The columns ``stats`` can group by (the rollups' dimensions)."""
@@ -31,23 +31,12 @@ GROUP_KEYS = ("service", "model", "provider", "prompt_version", "environment", "
 FILTER_KEYS = ("service", "model", "provider", "prompt_version", "environment")
 """The columns ``stats`` can filter on (all carried by assertion rows too, so both counts filter alike)."""
 
-RAW_MAX_WINDOW_S = 3600
-"""``stats`` reads raw rows up to this window, the per-minute rollups beyond it."""
-
 TRACE_SLACK_NS = 3600 * 10**9
 """How far past a search window's edges ``traces`` reads spans, so traces up to an hour long are whole."""
 
 _TRACE_WINDOWS_S = (3600, 6 * 3600, 86400, 7 * 86400, None)
 _MAX_LIMIT = 1000
 _ASSERTION_COLUMNS = frozenset(name for name, _, _ in ASSERTION_SCHEMA)
-# Measure -> aggregate expression, raw tables (aliased ``s``) vs rollups; both give the same numbers.
-_RAW_MEASURES = {**LLM_SUMS, **llm_quantiles()}
-_ROLLUP_MEASURES = {
-    **{name: f"sum({name})" for name in LLM_SUMS},
-    **{name: f"quantilesTDigestWeightedMerge({QUANTILES})({name})" for name in llm_quantiles()},
-}
-_RAW_OUTCOMES = dict(ASSERTION_SUMS)
-_ROLLUP_OUTCOMES = {name: f"sum({name})" for name in ASSERTION_SUMS}
 
 
 def _keys(group_by: Sequence[str] | str) -> list[str]:
@@ -114,10 +103,12 @@ def stats(
     ``priced_calls``, ``streams`` and ``assertions`` (``{name: {"pass", "fail", "error",
     "pass_rate"}}``), all weighted by ``sample_weight``.
 
-    Windows up to ``RAW_MAX_WINDOW_S`` read the raw spans in ``[now - window, now]``; wider
-    ones read the per-minute rollups over whole minutes, from the minute holding
-    ``now - window`` through the current one (``source`` forces either). Quantiles are
-    t-digest estimates either way.
+    The window is ``[now - window_s, now]``. By default (``source="auto"``) its whole minutes
+    come from the rollups, as few buckets as possible (hours, then ten minutes, then
+    minutes; the narrow by-model rollups when the keys allow), and the partial minutes at
+    its two edges from the raw spans; the counts are the raw rows' exactly. ``"raw"`` reads
+    only raw spans; ``"rollup"`` only rollups, over whole minutes from the one holding
+    ``now - window_s`` through the current one. Quantiles are t-digest estimates either way.
 
     Assertion rows carry no ``operation``: grouped by it, a group's assertion results are
     those of the group's other keys (all operations together).
@@ -132,42 +123,36 @@ def stats(
     if source not in ("auto", "raw", "rollup"):
         raise ValueError(f"source must be 'auto', 'raw' or 'rollup', got {source!r}")
     now = time.time_ns() if now_ns is None else int(now_ns)
-    use_rollup = source == "rollup" or (source == "auto" and window_s > RAW_MAX_WINDOW_S)
+    lo, hi = now - window_s * 10**9, now
 
-    params: dict[str, Any] = {"project": project}
-    for key, value in where_filters.items():
-        params[f"f_{key}"] = value
-    if use_rollup:
-        params["lo"] = (now - window_s * 10**9) // 10**9 // 60 * 60
-        params["hi"] = now // 10**9 // 60 * 60
-        span_table, assertion_table, measures, outcomes = "llm_1m", "assertions_1m", _ROLLUP_MEASURES, _ROLLUP_OUTCOMES
-        time_range = "minute >= toDateTime({lo:Int64}, 'UTC') AND minute <= toDateTime({hi:Int64}, 'UTC')"
-        span_time = assertion_time = time_range
-        llm_only = ""
+    plan = _Plan(project, where_filters)
+    minute_ns = 60 * 10**9
+    if source == "rollup":
+        minutes = (lo // minute_ns * 60, hi // minute_ns * 60 + 60)
+        raw: list[tuple[int, int]] = []
+    elif source == "raw":
+        minutes, raw = (0, 0), [(lo, hi + 1)]
     else:
-        params["lo"] = now - window_s * 10**9
-        params["hi"] = now
-        span_table, assertion_table, measures, outcomes = "spans", "assertions", _RAW_MEASURES, _RAW_OUTCOMES
-        span_time = _between("start_time")
-        assertion_time = _between("time")
-        llm_only = " AND is_llm = 1"
-
-    span_where = f"project = {{project:String}}{llm_only} AND {span_time}" + "".join(
-        f" AND {key} = {{f_{key}:String}}" for key in where_filters
-    )
+        first, last = -(-lo // minute_ns), hi // minute_ns  # the first whole minute; the one holding now
+        if first < last:
+            minutes, raw = (first * 60, last * 60), [(lo, first * minute_ns), (last * minute_ns, hi + 1)]
+        else:
+            minutes, raw = (0, 0), [(lo, hi + 1)]
+    span_parts = plan.span_parts(keys, minutes, raw)
     select_keys = "".join(f"{key}, " for key in keys)
     group = f"GROUP BY {', '.join(keys)}" if keys else ""
     span_sql = (
         f"SELECT {select_keys}"
-        + ", ".join(f"{expr} AS m_{name}" for name, expr in measures.items())
-        + f"\nFROM {span_table} AS s\nWHERE {span_where}\n{group}\nHAVING count() > 0\n"
-        + "ORDER BY m_calls DESC"
+        + ", ".join(f"{_OUTER[name]}(m_{name}) AS m_{name}" for name in _MEASURES)
+        + "\nFROM (\n"
+        + "\nUNION ALL\n".join(span_parts)
+        + f"\n)\n{group}\nORDER BY m_calls DESC"
         + "".join(f", {key}" for key in keys)
     )
     groups: list[dict[str, Any]] = []
     by_assertion_key: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     assertion_keys = [key for key in keys if key in _ASSERTION_COLUMNS]
-    for row in store.query(span_sql, params):
+    for row in store.query(span_sql, plan.params):
         group_row = _group(row, keys)
         if group_row["calls"] <= 0:
             continue
@@ -176,17 +161,15 @@ def stats(
     if not groups:
         return []
 
-    assertion_where = f"project = {{project:String}} AND {assertion_time}" + "".join(
-        f" AND {key} = {{f_{key}:String}}" for key in where_filters if key in _ASSERTION_COLUMNS
-    )
     select_akeys = "".join(f"{key}, " for key in assertion_keys)
     assertion_sql = (
-        f"SELECT {select_akeys}name AS m_name, "
-        + ", ".join(f"{expr} AS m_{name}" for name, expr in outcomes.items())
-        + f"\nFROM {assertion_table} AS s\nWHERE {assertion_where}\n"
-        + f"GROUP BY {select_akeys}name\nORDER BY m_name"
+        f"SELECT {select_akeys}m_name, "
+        + ", ".join(f"sum(m_{name}) AS m_{name}" for name in ASSERTION_SUMS)
+        + "\nFROM (\n"
+        + "\nUNION ALL\n".join(plan.assertion_parts(assertion_keys, minutes, raw))
+        + f"\n)\nGROUP BY {select_akeys}m_name\nORDER BY m_name"
     )
-    for row in store.query(assertion_sql, params):
+    for row in store.query(assertion_sql, plan.params):
         passed, failed, errored = float(row["m_passes"]), float(row["m_fails"]), float(row["m_errors"])
         total = passed + failed + errored
         if total <= 0:
@@ -202,8 +185,126 @@ def stats(
     return groups
 
 
-def _between(column: str) -> str:
-    return f"{column} >= fromUnixTimestamp64Nano({{lo:Int64}}) AND {column} <= fromUnixTimestamp64Nano({{hi:Int64}})"
+# How the outer query combines each measure of the parts: sums add, t-digest states merge.
+_MEASURES = (*LLM_SUMS, *llm_quantiles())
+_OUTER = {
+    **{name: "sum" for name in LLM_SUMS},
+    **{name: f"quantilesTDigestWeightedMerge({QUANTILES})" for name in llm_quantiles()},
+}
+_RAW_PART = {**LLM_SUMS, **llm_quantiles("State")}
+_ROLLUP_PART = {
+    **{name: f"sum(s.{name})" for name in LLM_SUMS},
+    **{name: f"quantilesTDigestWeightedMergeState({QUANTILES})(s.{name})" for name in llm_quantiles()},
+}
+
+
+class _Plan:
+    """The parts of one stats query: raw spans for time ranges in ns, rollups for ranges of whole minutes.
+
+    Each part yields the same columns (keys, sums, t-digest states), so the outer query
+    adds and merges them whatever table they came from. ``params`` collects the bound values.
+    """
+
+    def __init__(self, project: str, filters: Mapping[str, str]) -> None:
+        self.filters = filters
+        self.params: dict[str, Any] = {"project": project}
+        for key, value in filters.items():
+            self.params[f"f_{key}"] = value
+
+    def _bind(self, value: int) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return name
+
+    def _ranges(self, column: str, ranges: Sequence[tuple[int, int]], convert: str) -> str:
+        """``column`` in any of the half-open ``ranges`` (bound through ``convert``)."""
+        conditions = [
+            f"({column} >= {convert.format(self._bind(a))} AND {column} < {convert.format(self._bind(b))})"
+            for a, b in ranges
+        ]
+        return "(" + " OR ".join(conditions) + ")"
+
+    def _where(self, time_condition: str, keys_of_table: Sequence[str] | None = None) -> str:
+        filters = [k for k in self.filters if keys_of_table is None or k in keys_of_table]
+        return f"project = {{project:String}} AND {time_condition}" + "".join(
+            f" AND {key} = {{f_{key}:String}}" for key in filters
+        )
+
+    def span_parts(
+        self, keys: Sequence[str], minutes: tuple[int, int], raw: Sequence[tuple[int, int]]
+    ) -> list[str]:
+        """SELECTs over ``raw`` ns ranges of spans and whole ``minutes`` (epoch seconds, half-open) of rollups."""
+        select_keys = "".join(f"{key}, " for key in keys)
+        group = f"\nGROUP BY {', '.join(keys)}" if keys else ""
+        parts = []
+        raw = [(a, b) for a, b in raw if a < b]
+        if raw:
+            where = self._where("is_llm = 1 AND " + self._ranges("start_time", raw, _NS))
+            measures = ", ".join(f"{expr} AS m_{name}" for name, expr in _RAW_PART.items())
+            parts.append(f"SELECT {select_keys}{measures}\nFROM spans AS s\nWHERE {where}{group}")
+        if minutes[0] < minutes[1]:
+            ladder = _ladder(keys, self.filters)
+            for rollup, ranges in _pieces(minutes[0], minutes[1], ladder):
+                where = self._where(self._ranges(rollup.time_column, ranges, _SECONDS))
+                measures = ", ".join(f"{expr} AS m_{name}" for name, expr in _ROLLUP_PART.items())
+                parts.append(f"SELECT {select_keys}{measures}\nFROM {rollup.table} AS s\nWHERE {where}{group}")
+        return parts
+
+    def assertion_parts(
+        self, keys: Sequence[str], minutes: tuple[int, int], raw: Sequence[tuple[int, int]]
+    ) -> list[str]:
+        """The same split for assertion results: raw rows and ``assertions_1m``."""
+        head = "".join(f"{key}, " for key in keys) + "name AS m_name, "
+        group = f"\nGROUP BY {''.join(f'{key}, ' for key in keys)}name"
+        parts = []
+        raw = [(a, b) for a, b in raw if a < b]
+        if raw:
+            where = self._where(self._ranges("time", raw, _NS), _ASSERTION_COLUMNS)
+            measures = ", ".join(f"{expr} AS m_{name}" for name, expr in ASSERTION_SUMS.items())
+            parts.append(f"SELECT {head}{measures}\nFROM assertions AS s\nWHERE {where}{group}")
+        if minutes[0] < minutes[1]:
+            where = self._where(self._ranges("minute", [minutes], _SECONDS), _ASSERTION_COLUMNS)
+            measures = ", ".join(f"sum(s.{name}) AS m_{name}" for name in ASSERTION_SUMS)
+            parts.append(f"SELECT {head}{measures}\nFROM assertions_1m AS s\nWHERE {where}{group}")
+        return parts
+
+
+_NS = "fromUnixTimestamp64Nano({{{}:Int64}})"
+_SECONDS = "toDateTime({{{}:Int64}}, 'UTC')"
+
+
+def _ladder(keys: Sequence[str], filters: Mapping[str, str]) -> tuple[Rollup, ...]:
+    """The first ladder of rollups whose every table has these group-by and filter keys."""
+    needed = {*keys, *filters}
+    for ladder in LADDERS:
+        if all(needed <= set(rollup.keys) for rollup in ladder):
+            return ladder
+    raise AssertionError(f"no rollup has the keys {sorted(needed)}")  # GROUP_KEYS/FILTER_KEYS are ROLLUP_KEYS
+
+
+def _pieces(first: int, end: int, ladder: Sequence[Rollup]) -> list[tuple[Rollup, list[tuple[int, int]]]]:
+    """Cover the minutes ``[first, end)`` (epoch seconds) with the fewest buckets: ``ladder``'s
+    coarsest table takes its whole buckets, the next ones what is left at the two ends."""
+    pieces: dict[Rollup, list[tuple[int, int]]] = {}
+
+    def cover(a: int, b: int, level: int) -> None:
+        if a >= b:
+            return
+        rollup = ladder[level]
+        if level == len(ladder) - 1:
+            pieces.setdefault(rollup, []).append((a, b))
+            return
+        unit = rollup.unit_s
+        whole_a, whole_b = -(-a // unit) * unit, b // unit * unit
+        if whole_a >= whole_b:
+            cover(a, b, level + 1)
+            return
+        pieces.setdefault(rollup, []).append((whole_a, whole_b))
+        cover(a, whole_a, level + 1)
+        cover(whole_b, b, level + 1)
+
+    cover(first, end, 0)
+    return list(pieces.items())
 
 
 def _group(row: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
