@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collector"))
 from llmpulse_collector.storage import Store
 from llmpulse_collector.storage.migrations import migrate
 
-__all__ = ["SPANS_PER_TRACE", "load", "store_dsn"]
+__all__ = ["MARKER", "SPANS_PER_TRACE", "load", "store_dsn"]
 
 S = 10**9
 PROJECT = "default"
@@ -56,7 +56,7 @@ MODELS = (
     ("google", "gemini-2.5-flash"),
 )
 PROMPT_VERSIONS = ("3f9a2c1e", "77b0d4aa")
-WORDS = "the order refund account shipping password invoice delivery policy support thanks please help".split()
+WORDS = ("the", "order", "refund", "account", "shipping", "password", "invoice", "delivery", "policy")
 
 
 def store_dsn(data_dir: Path) -> str:
@@ -66,6 +66,17 @@ def store_dsn(data_dir: Path) -> str:
 
 def _lit(values: Any) -> str:
     return "[" + ", ".join("'" + str(v) + "'" for v in values) + "]"
+
+
+def _hex16(*args: str) -> str:
+    """SQL for 16 lowercase hex digits hashed from ``args``."""
+    return f"leftPad(lower(hex(cityHash64({', '.join(args)}))), 16, '0')"
+
+
+def _text(seed: str, words: str) -> str:
+    """SQL for ``words`` (an expression) words of ``WORDS`` picked by hashing ``seed`` and the position."""
+    pick = f"{_lit(WORDS)}[1 + cityHash64({seed}, i) % {len(WORDS)}]"
+    return f"arrayStringConcat(arrayMap(i -> {pick}, range({words})), ' ')"
 
 
 def _spans_sql(first: int, count: int, start_ns: int, step_ns: int) -> str:
@@ -83,9 +94,9 @@ SELECT
     fromUnixTimestamp64Nano(toInt64(t0 + pos * 1000000 + (pos > 0) * toInt64(offset_s * 1e9))),
     fromUnixTimestamp64Nano(toInt64(t0 + pos * 1000000 + (pos > 0) * toInt64(offset_s * 1e9) + dur * 1e9)),
     dur,
-    leftPad(lower(hex(cityHash64(trace, 'trace'))), 16, '0') || leftPad(lower(hex(cityHash64(trace, 'trace2'))), 16, '0'),
-    leftPad(lower(hex(cityHash64(n, 'span'))), 16, '0'),
-    if(pos = 0, '', leftPad(lower(hex(cityHash64(trace * 4, 'span'))), 16, '0')),
+    {_hex16("trace", "'trace'")} || {_hex16("trace", "'trace2'")},
+    {_hex16("n", "'span'")},
+    if(pos = 0, '', {_hex16(f"trace * {SPANS_PER_TRACE}", "'span'")}),
     if(pos = 0, 'handle_request', 'chat ' || model),
     if(pos = 0, 1, 3),
     if(err, 2, 1),
@@ -99,7 +110,7 @@ SELECT
     if(pos = 0, '', model), if(pos = 0, '', model), if(pos = 0, '', model),
     if(pos = 0, '', 'support-reply'),
     if(pos = 0, '', {_lit(PROMPT_VERSIONS)}[1 + cityHash64(trace, 'pv') % 2]),
-    if(pos = 0, '', 'chatcmpl-' || leftPad(lower(hex(cityHash64(n, 'resp'))), 16, '0')),
+    if(pos = 0, '', 'chatcmpl-' || {_hex16("n", "'resp'")}),
     if(pos = 0, 0, 200 + h % 3800),
     if(pos = 0, 0, 20 + intDiv(h, 4096) % 780),
     if(pos = 0 OR m = 4, NULL, ((200 + h % 3800) * 0.15 + (20 + intDiv(h, 4096) % 780) * 0.6) / 1e6),
@@ -110,8 +121,8 @@ SELECT
     if(refused, 'heuristic', ''),
     if(err, 'TimeoutError', ''),
     if(cityHash64(trace, 'sample') % 5 = 0, 4.0, 1.0),
-    if(pos = 0, '', '[{{"role":"user","content":"' || arrayStringConcat(arrayMap(i -> {_lit(WORDS)}[1 + cityHash64(n, i) % {len(WORDS)}], range(40 + h % 40)), ' ') || '"}}]'),
-    if(pos = 0, '', '[{{"role":"assistant","content":"' || arrayStringConcat(arrayMap(i -> {_lit(WORDS)}[1 + cityHash64(n, i, 'o') % {len(WORDS)}], range(20 + h % 30)), ' ') || '"}}]'),
+    if(pos = 0, '', '[{{"role":"user","content":"' || {_text("n", "40 + h % 40")} || '"}}]'),
+    if(pos = 0, '', '[{{"role":"assistant","content":"' || {_text("n + 1", "20 + h % 30")} || '"}}]'),
     if(pos = 0, '{{}}', '{{"gen_ai.request.temperature":0.2}}'),
     toDateTime64(toInt64(t0 / 1e9) + 1, 3, 'UTC')
 FROM (
@@ -202,7 +213,10 @@ def load(data_dir: Path, spans: int) -> dict[str, Any]:
             table: int(store.query(f"SELECT count() AS n FROM {table}")[0]["n"])
             for table in ("spans", "assertions", "llm_1m", "assertions_1m")
         }
-    info.update(complete=True, load_s=round(load_s, 1), rows=counts)
+        sample = store.query(  # traces spread over the day, for trace lookups
+            "SELECT trace_id FROM spans WHERE parent_span_id = '' ORDER BY cityHash64(trace_id) LIMIT 200"
+        )
+    info.update(complete=True, load_s=round(load_s, 1), rows=counts, trace_ids=[r["trace_id"] for r in sample])
     marker.write_text(json.dumps(info))
     print(f"loaded in {load_s:.0f} s ({spans / load_s:,.0f} spans/s); rows {counts}")
     return info

@@ -253,12 +253,15 @@ def test_whole_minutes_come_from_the_rollups_partial_ones_from_raw_spans(store: 
     store.insert("spans", [whole_minute, this_minute], SPAN_COLUMNS, dedup_token="two")
     store.command("TRUNCATE TABLE spans")  # the rollups keep their copies
     assert queries.stats(store, "acme", window_s=3600, now_ns=NOW, source="raw") == []
-    for window_s in (600, 3600, 86400):
+    for window_s in (600, queries.RAW_MAX_WINDOW_S):
         (group,) = queries.stats(store, "acme", window_s=window_s, now_ns=NOW, group_by=["model"])
         assert group["calls"] == 1.0  # the current minute is read from raw spans: gone
         assert group["latency_s"]["p50"] == pytest.approx(0.2)
+    # wider windows, or rollups forced: whole minutes through the current one
+    (group,) = queries.stats(store, "acme", window_s=queries.RAW_MAX_WINDOW_S + 60, now_ns=NOW)
+    assert group["calls"] == 2.0
     (group,) = queries.stats(store, "acme", window_s=600, now_ns=NOW, source="rollup")
-    assert group["calls"] == 2.0  # rollups only: through the current minute
+    assert group["calls"] == 2.0
 
 
 def test_stats_is_per_project(data: Data) -> None:

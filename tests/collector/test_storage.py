@@ -33,10 +33,20 @@ TABLES = {
     "llm_1m_mv",
     "llm_1h",
     "llm_1h_mv",
+    "llm_1h_total",
+    "llm_1h_total_mv",
+    "llm_10m_total",
+    "llm_10m_total_mv",
+    "llm_1m_total",
+    "llm_1m_total_mv",
     "llm_1h_by_model",
     "llm_1h_by_model_mv",
     "llm_10m_by_model",
     "llm_10m_by_model_mv",
+    "llm_1m_by_model",
+    "llm_1m_by_model_mv",
+    "assertions_1h",
+    "assertions_1h_mv",
     "assertions_1m",
     "assertions_1m_mv",
 }
@@ -158,7 +168,7 @@ def test_retention_ttl_partitioning_and_dedup_settings(new_database: Callable[..
 def test_cluster_ddl_text() -> None:
     statements = [s for m in schema_statements("obs", retention_days=14, cluster="main") for s in m.statements]
     # DDL runs on every node; a backfill INSERT goes once, through the Distributed tables
-    assert all("ON CLUSTER `main`" in s or s.startswith("INSERT INTO `obs`.`llm_") for s in statements)
+    assert all("ON CLUSTER `main`" in s or s.startswith("INSERT INTO `obs`.") for s in statements)
     text = "\n".join(statements)
     assert "CREATE TABLE IF NOT EXISTS `obs`.`spans_local` ON CLUSTER `main`" in text
     assert "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/obs/spans_local', '{replica}')" in text
@@ -167,7 +177,7 @@ def test_cluster_ddl_text() -> None:
         "CREATE TABLE IF NOT EXISTS `obs`.`spans` ON CLUSTER `main` AS `obs`.`spans_local`\n"
         "ENGINE = Distributed('main', 'obs', 'spans_local', cityHash64(trace_id))"
     ) in text
-    for table in ("assertions", "feedback", "llm_1m", "assertions_1m", "llm_1h", "llm_1h_by_model", "llm_10m_by_model"):
+    for table in ("assertions", "feedback", "llm_1m", "assertions_1m", "llm_1h", "llm_1h_by_model", "assertions_1h"):
         assert f"ENGINE = Distributed('main', 'obs', '{table}_local'" in text
     # each shard rolls up its own inserts
     assert "TO `obs`.`llm_1m_local`" in text

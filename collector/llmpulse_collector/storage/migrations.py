@@ -14,12 +14,14 @@ Tables (single server or chDB):
 - ``assertions``, ``feedback``: the same, ordered by ``(project, time)``.
 - ``llm_1m``, ``assertions_1m``: per-minute rollups (AggregatingMergeTree) fed by
   materialized views; their targets also deduplicate, so a replayed insert is counted once.
-- ``llm_1h`` (all of ``ROLLUP_KEYS``), ``llm_1h_by_model`` and ``llm_10m_by_model`` (only
-  ``MODEL_KEYS``), version 3: ``llm_1m`` merged by hour or ten minutes, fed by views on
-  ``llm_1m`` (so each insert is aggregated once from spans, then from its few rollup rows).
-  Reading a t-digest state costs its centroids, and a minute of one key is barely
-  compressed: a day by model merges 24 hourly states a key instead of 1,440 per-minute
-  ones. They keep 256 rows a granule (not 8,192), so a short time range reads few states.
+- Version 3, coarser rollups fed by views on the per-minute ones (so an insert is aggregated
+  once from spans, then from its few rollup rows): ``llm_1h`` (all of ``ROLLUP_KEYS``);
+  ``llm_1h_by_model``, ``llm_10m_by_model`` and ``llm_1m_by_model`` (only ``MODEL_KEYS``);
+  ``llm_1h_total``, ``llm_10m_total``, ``llm_1m_total`` (no keys: the overall figures);
+  ``assertions_1h``. Reading a t-digest state costs its centroids, and a minute of one key
+  is barely compressed: a day by model merges 24 hourly states a key instead of 1,440
+  per-minute ones. They keep 256 rows a granule (not 8,192), so a short time range
+  deserialises few states. ``LADDERS`` says which a query reads.
   An existing store is backfilled from ``llm_1m`` when the migration runs, right after the
   views exist; that is exact when nothing inserts meanwhile (the collector migrates before
   its writer starts), so on a shared server run ``llmpulse migrate`` before new collectors.
@@ -44,9 +46,10 @@ from llmpulse_collector.rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHE
 from .clickhouse import Store, check_identifier
 
 __all__ = [
+    "ASSERTION_LADDER",
     "ASSERTION_SUMS",
-    "LLM_SUMS",
     "LADDERS",
+    "LLM_SUMS",
     "MIGRATIONS",
     "MODEL_KEYS",
     "Migration",
@@ -74,29 +77,51 @@ ROLLUP_KEYS = (
 """Dimensions of ``llm_1m`` after ``(project, minute)``; ``assertions_1m`` keeps those the assertion rows carry."""
 
 MODEL_KEYS = ("service", "provider", "model")
-"""Dimensions of the narrow rollups ``llm_1h_by_model`` and ``llm_10m_by_model``: the common breakdowns."""
+"""Dimensions of the narrow ``llm_*_by_model`` rollups: the common breakdowns. (``llm_*_total``
+have none: the overall figures, the most asked for.)"""
 
 
 @dataclass(frozen=True)
 class Rollup:
-    """A rollup table of LLM calls: its time column, bucket length and dimensions."""
+    """A rollup table: its time column, bucket length, dimensions, and the table it rolls up."""
 
     table: str
     time_column: str
     unit_s: int
     keys: tuple[str, ...]
+    source: str  # "spans"/"assertions" for the per-minute rollups, else the per-minute rollup it merges
 
+
+def _assertion_keys() -> tuple[str, ...]:
+    """``ROLLUP_KEYS`` that assertion rows carry, and the assertion's name."""
+    names = {name for name, _, _ in ASSERTION_SCHEMA}
+    return (*(k for k in ROLLUP_KEYS if k in names), "name")
+
+
+LLM_1M = Rollup("llm_1m", "minute", 60, ROLLUP_KEYS, "spans")
+ASSERTIONS_1M = Rollup("assertions_1m", "minute", 60, _assertion_keys(), "assertions")
 
 LADDERS: tuple[tuple[Rollup, ...], ...] = (
     (
-        Rollup("llm_1h_by_model", "hour", 3600, MODEL_KEYS),
-        Rollup("llm_10m_by_model", "ten_minutes", 600, MODEL_KEYS),
-        Rollup("llm_1m", "minute", 60, ROLLUP_KEYS),
+        Rollup("llm_1h_total", "hour", 3600, (), "llm_1m"),
+        Rollup("llm_10m_total", "ten_minutes", 600, (), "llm_1m"),
+        Rollup("llm_1m_total", "minute", 60, (), "llm_1m"),
     ),
-    (Rollup("llm_1h", "hour", 3600, ROLLUP_KEYS), Rollup("llm_1m", "minute", 60, ROLLUP_KEYS)),
+    (
+        Rollup("llm_1h_by_model", "hour", 3600, MODEL_KEYS, "llm_1m"),
+        Rollup("llm_10m_by_model", "ten_minutes", 600, MODEL_KEYS, "llm_1m"),
+        Rollup("llm_1m_by_model", "minute", 60, MODEL_KEYS, "llm_1m"),
+    ),
+    (Rollup("llm_1h", "hour", 3600, ROLLUP_KEYS, "llm_1m"), LLM_1M),
 )
-"""The rollups of LLM calls a stats query reads, coarsest first; the narrow ladder first. A query
-takes the first ladder whose tables all have its group-by and filter keys."""
+"""The rollups of LLM calls a stats query reads, coarsest first, the narrowest ladder first: a
+query takes the first ladder whose tables all have its group-by and filter keys."""
+
+ASSERTION_LADDER: tuple[Rollup, ...] = (
+    Rollup("assertions_1h", "hour", 3600, _assertion_keys(), "assertions_1m"),
+    ASSERTIONS_1M,
+)
+"""The rollups of assertion results, coarsest first (sums only: one ladder is cheap enough)."""
 
 QUANTILES = "0.5, 0.95, 0.99"
 QUANTILE_STATE = f"AggregateFunction(quantilesTDigestWeighted({QUANTILES}), Float64, UInt32)"
@@ -270,9 +295,9 @@ def _rollup(
 def _llm_columns(time_column: str, keys: Sequence[str]) -> str:
     """The columns of an LLM-call rollup: project, the bucket's start, ``keys``, sums and t-digest states."""
     span_types = {name: ctype for name, ctype, _ in SPAN_SCHEMA}
-    key_columns = ",\n    ".join(f"`{k}` {span_types[k]}" for k in keys)
+    key_columns = "".join(f"`{k}` {span_types[k]},\n    " for k in keys)
     return (
-        f"`project` {span_types['project']},\n    `{time_column}` DateTime('UTC'),\n    {key_columns},\n    "
+        f"`project` {span_types['project']},\n    `{time_column}` DateTime('UTC'),\n    {key_columns}"
         + ",\n    ".join(f"`{name}` SimpleAggregateFunction(sum, Float64)" for name in LLM_SUMS)
         + "".join(f",\n    `{name}` {QUANTILE_STATE}" for name in llm_quantiles())
     )
@@ -291,32 +316,40 @@ def _llm_1m(ctx: _Ctx) -> list[str]:
     return _rollup(ctx, "llm_1m", "spans", columns, ROLLUP_KEYS, select)
 
 
-_BUCKET = {600: "toStartOfTenMinutes(s.minute)", 3600: "toStartOfHour(s.minute)"}
+_BUCKET = {60: "s.minute", 600: "toStartOfTenMinutes(s.minute)", 3600: "toStartOfHour(s.minute)"}
 
 
 def _coarse(ctx: _Ctx, rollup: Rollup) -> list[str]:
-    """``rollup``: ``llm_1m`` merged into longer buckets over fewer keys, its view on ``llm_1m``, and a backfill.
+    """``rollup``: a per-minute rollup merged into longer buckets or fewer keys, its view on that
+    rollup, and a backfill.
 
     Sums stay sums and t-digest states are merged (``-MergeState``), so a row is exactly its
-    minutes merged. The ``INSERT ... SELECT`` copies what ``llm_1m`` held before the view
-    existed (nothing on a new store); its fixed token makes a rerun of an interrupted
-    migration store it once.
+    minutes merged. Each table keeps 256 rows a granule (ClickHouse's default is 8,192): a
+    short time range then deserialises few t-digest states. The ``INSERT ... SELECT`` copies
+    what the source held before the view existed (nothing on a new store); its fixed token
+    makes a rerun of an interrupted migration store it once.
     """
-    keys = ", ".join(rollup.keys)
-    measures = [f"sum(s.{name}) AS {name}" for name in LLM_SUMS]
-    measures += [f"quantilesTDigestWeightedMergeState({QUANTILES})(s.{name}) AS {name}" for name in llm_quantiles()]
+    keys = "".join(f", {key}" for key in rollup.keys)
+    with_quantiles = rollup.source == LLM_1M.table
+    sums = LLM_SUMS if with_quantiles else ASSERTION_SUMS
+    measures = [f"sum(s.{name}) AS {name}" for name in sums]
+    if with_quantiles:
+        measures += [f"quantilesTDigestWeightedMergeState({QUANTILES})(s.{name}) AS {name}" for name in llm_quantiles()]
     select = (
-        f"SELECT project, {_BUCKET[rollup.unit_s]} AS {rollup.time_column}, {keys},\n    "
+        f"SELECT project, {_BUCKET[rollup.unit_s]} AS {rollup.time_column}{keys},\n    "
         + ",\n    ".join(measures)
-        + f"\nFROM {{source}} AS s\nGROUP BY project, {rollup.time_column}, {keys}"
+        + f"\nFROM {{source}} AS s\nGROUP BY project, {rollup.time_column}{keys}"
     )
-    columns = _llm_columns(rollup.time_column, rollup.keys)
+    if with_quantiles:
+        columns = _llm_columns(rollup.time_column, rollup.keys)
+    else:
+        columns = _assertion_columns(rollup.time_column, rollup.keys)
     statements = _rollup(
-        ctx, rollup.table, "llm_1m", columns, rollup.keys, select, time_column=rollup.time_column, granularity=256
+        ctx, rollup.table, rollup.source, columns, rollup.keys, select, time_column=rollup.time_column, granularity=16
     )
     # On a cluster through the Distributed tables: every shard's minutes, spread over the shards
     # (reads merge the shards' rollups anyway).
-    backfill = select.replace("{source}", ctx.qualified("llm_1m"))
+    backfill = select.replace("{source}", ctx.qualified(rollup.source))
     statements.append(
         f"INSERT INTO {ctx.qualified(rollup.table)}\n{backfill}\n"
         f"SETTINGS insert_deduplicate = 1, insert_deduplication_token = 'llmpulse-backfill-{rollup.table}'"
@@ -326,18 +359,22 @@ def _coarse(ctx: _Ctx, rollup: Rollup) -> list[str]:
 
 def assertion_rollup_keys() -> tuple[str, ...]:
     """The rollup dimensions assertion rows carry (``ROLLUP_KEYS`` that ``rows.ASSERTION_SCHEMA`` has)."""
-    names = {name for name, _, _ in ASSERTION_SCHEMA}
-    return tuple(k for k in ROLLUP_KEYS if k in names)
+    return ASSERTIONS_1M.keys[:-1]
+
+
+def _assertion_columns(time_column: str, keys: Sequence[str]) -> str:
+    """The columns of an assertion rollup: project, the bucket's start, ``keys`` and outcome sums."""
+    types = {name: ctype for name, ctype, _ in ASSERTION_SCHEMA}
+    key_columns = ",\n    ".join(f"`{k}` {types[k]}" for k in keys)
+    return (
+        f"`project` {types['project']},\n    `{time_column}` DateTime('UTC'),\n    {key_columns},\n    "
+        + ",\n    ".join(f"`{name}` SimpleAggregateFunction(sum, Float64)" for name in ASSERTION_SUMS)
+    )
 
 
 def _assertions_1m(ctx: _Ctx) -> list[str]:
-    types = {name: ctype for name, ctype, _ in ASSERTION_SCHEMA}
-    dims = (*assertion_rollup_keys(), "name")
-    key_columns = ",\n    ".join(f"`{k}` {types[k]}" for k in dims)
-    columns = (
-        f"`project` {types['project']},\n    `minute` DateTime('UTC'),\n    {key_columns},\n    "
-        + ",\n    ".join(f"`{name}` SimpleAggregateFunction(sum, Float64)" for name in ASSERTION_SUMS)
-    )
+    dims = ASSERTIONS_1M.keys
+    columns = _assertion_columns("minute", dims)
     keys = ", ".join(dims)
     select = (
         f"SELECT project, toStartOfMinute(toDateTime(s.time, 'UTC')) AS minute, {keys},\n    "
@@ -402,13 +439,19 @@ def _migrations(ctx: _Ctx) -> list[Migration]:
         Migration(2, "per-minute rollups llm_1m and assertions_1m", (*_llm_1m(ctx), *_assertions_1m(ctx))),
         Migration(
             3,
-            "hourly and ten-minute rollups of llm_1m: llm_1h, llm_1h_by_model, llm_10m_by_model",
+            "coarser rollups: llm_{1h,10m,1m}_total, llm_{1h,10m,1m}_by_model, llm_1h, assertions_1h",
             tuple(statement for rollup in _COARSE for statement in _coarse(ctx, rollup)),
         ),
     ]
 
 
-_COARSE = tuple(dict.fromkeys(r for ladder in LADDERS for r in ladder if r.table != "llm_1m"))
+_COARSE = tuple(
+    dict.fromkeys(
+        r
+        for r in (*(r for ladder in LADDERS for r in ladder), *ASSERTION_LADDER)
+        if r.source in ("llm_1m", "assertions_1m")
+    )
+)
 
 
 def schema_statements(database: str, *, retention_days: int = 30, cluster: str | None = None) -> list[Migration]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -21,9 +21,9 @@ import orjson
 from llmpulse_collector.rows import ASSERTION_SCHEMA, SPAN_SCHEMA
 
 from .clickhouse import Store
-from .migrations import ASSERTION_SUMS, LADDERS, LLM_SUMS, QUANTILES, Rollup, llm_quantiles
+from .migrations import ASSERTION_LADDER, ASSERTION_SUMS, LADDERS, LLM_SUMS, QUANTILES, Rollup, llm_quantiles
 
-__all__ = ["FILTER_KEYS", "GROUP_KEYS", "stats", "trace", "traces"]
+__all__ = ["FILTER_KEYS", "GROUP_KEYS", "RAW_MAX_WINDOW_S", "stats", "trace", "traces"]
 
 GROUP_KEYS = ("service", "model", "provider", "prompt_version", "environment", "prompt_name", "operation")
 """The columns ``stats`` can group by (the rollups' dimensions)."""
@@ -31,8 +31,14 @@ GROUP_KEYS = ("service", "model", "provider", "prompt_version", "environment", "
 FILTER_KEYS = ("service", "model", "provider", "prompt_version", "environment")
 """The columns ``stats`` can filter on (all carried by assertion rows too, so both counts filter alike)."""
 
+RAW_MAX_WINDOW_S = 900
+"""Windows up to this long read their partial edge minutes from raw spans (exact); wider ones are whole minutes."""
+
 TRACE_SLACK_NS = 3600 * 10**9
 """How far past a search window's edges ``traces`` reads spans, so traces up to an hour long are whole."""
+
+ASSERTION_SLACK_NS = 3600 * 10**9
+"""How far outside its trace's spans ``trace`` looks for assertion results (checks run after the call)."""
 
 _TRACE_WINDOWS_S = (3600, 6 * 3600, 86400, 7 * 86400, None)
 _MAX_LIMIT = 1000
@@ -103,12 +109,13 @@ def stats(
     ``priced_calls``, ``streams`` and ``assertions`` (``{name: {"pass", "fail", "error",
     "pass_rate"}}``), all weighted by ``sample_weight``.
 
-    The window is ``[now - window_s, now]``. By default (``source="auto"``) its whole minutes
-    come from the rollups, as few buckets as possible (hours, then ten minutes, then
-    minutes; the narrow by-model rollups when the keys allow), and the partial minutes at
-    its two edges from the raw spans; the counts are the raw rows' exactly. ``"raw"`` reads
-    only raw spans; ``"rollup"`` only rollups, over whole minutes from the one holding
-    ``now - window_s`` through the current one. Quantiles are t-digest estimates either way.
+    By default (``source="auto"``) the rollups carry the window in as few buckets as
+    possible (hours, then ten minutes, then minutes; the narrow by-model rollups when the
+    keys allow). A window up to ``RAW_MAX_WINDOW_S`` is exactly ``[now - window_s, now]``:
+    its partial minutes at both edges are read from raw spans. A wider one is whole minutes,
+    from the one holding ``now - window_s`` through the current one. ``"raw"`` reads only
+    raw spans (the exact window), ``"rollup"`` only rollups (whole minutes). Quantiles are
+    t-digest estimates either way.
 
     Assertion rows carry no ``operation``: grouped by it, a group's assertion results are
     those of the group's other keys (all operations together).
@@ -127,7 +134,7 @@ def stats(
 
     plan = _Plan(project, where_filters)
     minute_ns = 60 * 10**9
-    if source == "rollup":
+    if source == "rollup" or (source == "auto" and window_s > RAW_MAX_WINDOW_S):
         minutes = (lo // minute_ns * 60, hi // minute_ns * 60 + 60)
         raw: list[tuple[int, int]] = []
     elif source == "raw":
@@ -188,21 +195,19 @@ def stats(
 # How the outer query combines each measure of the parts: sums add, t-digest states merge.
 _MEASURES = (*LLM_SUMS, *llm_quantiles())
 _OUTER = {
-    **{name: "sum" for name in LLM_SUMS},
-    **{name: f"quantilesTDigestWeightedMerge({QUANTILES})" for name in llm_quantiles()},
+    **dict.fromkeys(LLM_SUMS, "sum"),
+    **dict.fromkeys(llm_quantiles(), f"quantilesTDigestWeightedMerge({QUANTILES})"),
 }
 _RAW_PART = {**LLM_SUMS, **llm_quantiles("State")}
-_ROLLUP_PART = {
-    **{name: f"sum(s.{name})" for name in LLM_SUMS},
-    **{name: f"quantilesTDigestWeightedMergeState({QUANTILES})(s.{name})" for name in llm_quantiles()},
-}
 
 
 class _Plan:
     """The parts of one stats query: raw spans for time ranges in ns, rollups for ranges of whole minutes.
 
     Each part yields the same columns (keys, sums, t-digest states), so the outer query
-    adds and merges them whatever table they came from. ``params`` collects the bound values.
+    adds and merges them whatever table they came from. Raw spans are aggregated by key
+    first; rollup rows go to the outer query as they are (merging their states twice costs
+    more). ``params`` collects the bound values.
     """
 
     def __init__(self, project: str, filters: Mapping[str, str]) -> None:
@@ -224,15 +229,13 @@ class _Plan:
         ]
         return "(" + " OR ".join(conditions) + ")"
 
-    def _where(self, time_condition: str, keys_of_table: Sequence[str] | None = None) -> str:
+    def _where(self, time_condition: str, keys_of_table: Collection[str] | None = None) -> str:
         filters = [k for k in self.filters if keys_of_table is None or k in keys_of_table]
         return f"project = {{project:String}} AND {time_condition}" + "".join(
             f" AND {key} = {{f_{key}:String}}" for key in filters
         )
 
-    def span_parts(
-        self, keys: Sequence[str], minutes: tuple[int, int], raw: Sequence[tuple[int, int]]
-    ) -> list[str]:
+    def span_parts(self, keys: Sequence[str], minutes: tuple[int, int], raw: Sequence[tuple[int, int]]) -> list[str]:
         """SELECTs over ``raw`` ns ranges of spans and whole ``minutes`` (epoch seconds, half-open) of rollups."""
         select_keys = "".join(f"{key}, " for key in keys)
         group = f"\nGROUP BY {', '.join(keys)}" if keys else ""
@@ -244,16 +247,16 @@ class _Plan:
             parts.append(f"SELECT {select_keys}{measures}\nFROM spans AS s\nWHERE {where}{group}")
         if minutes[0] < minutes[1]:
             ladder = _ladder(keys, self.filters)
+            measures = ", ".join(f"s.{name} AS m_{name}" for name in _MEASURES)
             for rollup, ranges in _pieces(minutes[0], minutes[1], ladder):
                 where = self._where(self._ranges(rollup.time_column, ranges, _SECONDS))
-                measures = ", ".join(f"{expr} AS m_{name}" for name, expr in _ROLLUP_PART.items())
-                parts.append(f"SELECT {select_keys}{measures}\nFROM {rollup.table} AS s\nWHERE {where}{group}")
+                parts.append(f"SELECT {select_keys}{measures}\nFROM {rollup.table} AS s\nWHERE {where}")
         return parts
 
     def assertion_parts(
         self, keys: Sequence[str], minutes: tuple[int, int], raw: Sequence[tuple[int, int]]
     ) -> list[str]:
-        """The same split for assertion results: raw rows and ``assertions_1m``."""
+        """The same split for assertion results: raw rows and ``ASSERTION_LADDER``."""
         head = "".join(f"{key}, " for key in keys) + "name AS m_name, "
         group = f"\nGROUP BY {''.join(f'{key}, ' for key in keys)}name"
         parts = []
@@ -263,9 +266,10 @@ class _Plan:
             measures = ", ".join(f"{expr} AS m_{name}" for name, expr in ASSERTION_SUMS.items())
             parts.append(f"SELECT {head}{measures}\nFROM assertions AS s\nWHERE {where}{group}")
         if minutes[0] < minutes[1]:
-            where = self._where(self._ranges("minute", [minutes], _SECONDS), _ASSERTION_COLUMNS)
-            measures = ", ".join(f"sum(s.{name}) AS m_{name}" for name in ASSERTION_SUMS)
-            parts.append(f"SELECT {head}{measures}\nFROM assertions_1m AS s\nWHERE {where}{group}")
+            measures = ", ".join(f"s.{name} AS m_{name}" for name in ASSERTION_SUMS)
+            for rollup, ranges in _pieces(minutes[0], minutes[1], ASSERTION_LADDER):
+                where = self._where(self._ranges(rollup.time_column, ranges, _SECONDS), _ASSERTION_COLUMNS)
+                parts.append(f"SELECT {head}{measures}\nFROM {rollup.table} AS s\nWHERE {where}")
         return parts
 
 
@@ -515,11 +519,17 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
         span = _span(row)
         spans.append(span)
         by_id.setdefault(span["span_id"], span)
+    # Assertion results are stamped between their span's start and a little after its end: a
+    # time range lets the (project, time) key skip the rest of the table.
+    first = min(int(row["start_time_ns"]) for row in rows)
+    last = max(int(row["end_time_ns"]) for row in rows)
+    bounds = {"t_lo": first - ASSERTION_SLACK_NS, "t_hi": last + ASSERTION_SLACK_NS}
     for row in store.query(
         "SELECT span_id, name, label, score, explanation, toUnixTimestamp64Nano(time) AS time_ns\n"
         "FROM assertions WHERE project = {project:String} AND trace_id = {trace_id:String}\n"
+        "  AND time >= fromUnixTimestamp64Nano({t_lo:Int64}) AND time <= fromUnixTimestamp64Nano({t_hi:Int64})\n"
         "ORDER BY time, name",
-        params,
+        {**params, **bounds},
     ):
         owner = by_id.get(row["span_id"])
         if owner is not None:

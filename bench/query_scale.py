@@ -1,0 +1,260 @@
+"""The read API at 10 million spans (issue #8): dashboards' queries over HTTP against a loaded collector.
+
+    .venv/bin/python bench/query_scale.py [--spans 10000000] [--reuse] [--json PATH] [--check]
+
+1. ``load_spans.py`` fills a fresh data dir (default ``.bench-data/query-<spans>``) with 24 h
+   of traffic through the collector's own tables, views and rollups (a few minutes for 10M).
+   ``--reuse`` keeps a directory already loaded with as many spans (its traffic then ends
+   when it was loaded, so recent windows hold less: for iterating, not for the README).
+2. ``llmpulse serve`` opens it (a separate process, embedded chDB, defaults). Each figure is
+   the median of ``--repeat`` requests after warm-up, timed at the client:
+   - ``GET /api/stats?window=86400&group_by=model``, the collector otherwise idle;
+   - ``GET /api/stats?window=3600`` while two senders post ``workload.otlp_requests`` (500-span
+     OTLP requests) paced at ``--ingest-rate`` spans/s (default 16,000: half of the ingest
+     target, 0.5x the ~64k rows/s chDB inserts here); the rate reached is printed;
+   - ``GET /api/traces/{id}`` for traces spread over the day.
+   The collector's peak RSS (VmHWM) over all of it is reported against 1.5 GiB.
+3. Baseline, after the collector stops (one chDB process per path): a child process opens
+   the same store and times the same answers computed from raw spans (``stats(...,
+   source="raw")``: a GROUP BY over every span in the window) and the trace lookup with the
+   ``trace_id`` skip index turned off, next to the rollup path called the same way, so the
+   ratio compares like with like (no HTTP on either side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ingest_e2e import _free_port, _get, _peak_rss_mib
+from load_spans import MARKER, store_dsn
+from report import Row, add_arguments, finish
+from workload import otlp_requests
+
+ROOT = Path(__file__).resolve().parent.parent
+S = 10**9
+TARGETS_MS = {"stats_24h_by_model": 100.0, "stats_1h_ingest": 50.0, "trace": 50.0}
+RSS_TARGET_MIB = 1536.0
+STATS_24H = "/api/stats?window=86400&group_by=model"
+STATS_1H = "/api/stats?window=3600"
+
+
+def _timed_get(port: int, path: str) -> float:
+    started = time.perf_counter()
+    status, body = _get(port, path)
+    elapsed = time.perf_counter() - started
+    if status != 200:
+        raise SystemExit(f"GET {path}: HTTP {status}: {body[:300]!r}")
+    return elapsed
+
+
+def _median_ms(port: int, paths: list[str], repeat: int, warmup: int = 3) -> float:
+    for path in paths[:warmup]:
+        _timed_get(port, path)
+    times = [_timed_get(port, paths[i % len(paths)]) for i in range(repeat)]
+    return statistics.median(times) * 1000
+
+
+class Ingest:
+    """Two sender threads posting OTLP requests at a paced total rate until stopped."""
+
+    def __init__(self, port: int, bodies: list[bytes], spans_per_body: int, rate: float) -> None:
+        self.port, self.bodies, self.per_body = port, bodies, spans_per_body
+        self.interval = 2 * spans_per_body / rate  # each of the two senders sends every interval
+        self.sent = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(2)]
+
+    def __enter__(self) -> Ingest:
+        self.started = time.perf_counter()
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+        self.elapsed = time.perf_counter() - self.started
+
+    def _run(self, which: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        headers = {"Content-Type": "application/x-protobuf"}
+        next_at = time.perf_counter() + which * self.interval / 2
+        i = which
+        while not self._stop.is_set():
+            if (wait := next_at - time.perf_counter()) > 0 and self._stop.wait(wait):
+                break
+            next_at += self.interval
+            conn.request("POST", "/v1/traces", body=self.bodies[i % len(self.bodies)], headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status == 200:
+                self.sent += self.per_body
+            elif resp.status not in (429, 503):
+                self.errors.append(f"HTTP {resp.status}: {data[:200]!r}")
+                return
+            i += 2
+        conn.close()
+
+
+def serve_and_measure(data_dir: Path, trace_ids: list[str], args: argparse.Namespace) -> dict[str, float]:
+    port = _free_port()
+    cmd = [str(ROOT / ".venv/bin/llmpulse"), "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    log_path = data_dir / "collector.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*cmd, "--log-format", "json"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    if _get(port, "/readyz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"collector did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.1)
+            out: dict[str, float] = {}
+            out["stats_24h_by_model"] = _median_ms(port, [STATS_24H], args.repeat)
+            rng = random.Random(3)
+            paths = [f"/api/traces/{t}" for t in rng.sample(trace_ids, min(len(trace_ids), 100))]
+            out["trace"] = _median_ms(port, paths, args.repeat)
+            bodies = otlp_requests(args.ingest_requests, spans=500, seed=11)
+            with Ingest(port, bodies, 500, args.ingest_rate) as ingest:
+                time.sleep(2.0)  # the senders reach their pace
+                out["stats_1h_ingest"] = _median_ms(port, [STATS_1H], args.repeat)
+            if ingest.errors:
+                raise SystemExit(f"ingest failed: {ingest.errors[0]}")
+            out["ingest_rate"] = ingest.sent / ingest.elapsed
+            out["rss_mib"] = _peak_rss_mib(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return out
+
+
+def baseline(data_dir: Path, trace_ids: list[str], repeat: int) -> dict[str, float]:
+    """Raw-span answers vs the rollup path, in a child process that opens the store itself."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--baseline-worker", str(data_dir), "--repeat", str(repeat)],
+        input=json.dumps(trace_ids),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"baseline worker failed:\n{out.stderr[-3000:]}")
+    result: dict[str, float] = orjson.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def baseline_worker(data_dir: Path, repeat: int) -> None:
+    from llmpulse_collector.storage import Store, queries
+
+    trace_ids: list[str] = json.loads(sys.stdin.read())
+
+    def median_ms(fn: Any) -> float:
+        fn()
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times) * 1000
+
+    rng = random.Random(3)
+    ids = iter(rng.choices(trace_ids, k=10 * repeat + 10))
+    indexed = "SELECT span_id FROM spans WHERE project = {p:String} AND trace_id = {t:String}"
+    unindexed = indexed + " SETTINGS use_skip_indexes = 0"
+    with Store.connect(store_dsn(data_dir), database="llmpulse") as store:
+        out = {
+            "stats_24h_by_model_raw": median_ms(
+                lambda: queries.stats(store, "default", window_s=86400, group_by=["model"], source="raw")
+            ),
+            "stats_24h_by_model_direct": median_ms(
+                lambda: queries.stats(store, "default", window_s=86400, group_by=["model"])
+            ),
+            "stats_1h_raw": median_ms(lambda: queries.stats(store, "default", window_s=3600, source="raw")),
+            "stats_1h_direct": median_ms(lambda: queries.stats(store, "default", window_s=3600)),
+            "trace_spans_unindexed": median_ms(lambda: store.query(unindexed, {"p": "default", "t": next(ids)})),
+            "trace_spans_indexed": median_ms(lambda: store.query(indexed, {"p": "default", "t": next(ids)})),
+        }
+    print(orjson.dumps(out).decode())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--spans", type=int, default=10_000_000, help="spans to load (default 10,000,000)")
+    parser.add_argument("--data-dir", type=Path, help="default: .bench-data/query-<spans>")
+    parser.add_argument("--reuse", action="store_true", help="keep a directory already loaded with --spans")
+    parser.add_argument("--repeat", type=int, default=30, help="requests per figure (default 30)")
+    parser.add_argument("--ingest-rate", type=float, default=16_000, help="spans/s posted during the 1 h query")
+    parser.add_argument("--ingest-requests", type=int, default=40, help="distinct 500-span bodies to cycle through")
+    parser.add_argument("--baseline-worker", type=Path, help=argparse.SUPPRESS)
+    add_arguments(parser)
+    args = parser.parse_args()
+    if args.baseline_worker:
+        baseline_worker(args.baseline_worker, args.repeat)
+        return 0
+
+    data_dir = args.data_dir or ROOT / ".bench-data" / f"query-{args.spans}"
+    if not args.reuse and (data_dir / MARKER).exists():
+        shutil.rmtree(data_dir)
+    loader_cmd = [sys.executable, str(Path(__file__).with_name("load_spans.py")), "--spans", str(args.spans)]
+    loader = subprocess.run([*loader_cmd, "--data-dir", str(data_dir)], check=False)
+    if loader.returncode != 0:
+        raise SystemExit("load_spans.py failed")
+    info = json.loads((data_dir / MARKER).read_text())
+    age_min = (time.time_ns() - info["end_ns"]) / 60 / S
+    if age_min > 10:
+        print(f"note: the loaded traffic ended {age_min:.0f} min ago; recent windows hold less of it")
+    http_ms = serve_and_measure(data_dir, info["trace_ids"], args)
+    base = baseline(data_dir, info["trace_ids"], max(7, args.repeat // 3))
+
+    command = "python bench/query_scale.py" + (f" --spans {args.spans}" if args.spans != 10_000_000 else "")
+    n = f"{info['spans'] / 1e6:g}M spans"
+    ingest = f"{http_ms['ingest_rate']:,.0f} spans/s"
+    rows = [
+        Row(f"GET /api/stats 24 h by model ({n})", round(http_ms["stats_24h_by_model"], 1), "ms",
+            "same answer from raw spans (GROUP BY, no HTTP)", round(base["stats_24h_by_model_raw"], 1),
+            round(base["stats_24h_by_model_direct"] / base["stats_24h_by_model_raw"], 3),
+            "≤ 100 ms", http_ms["stats_24h_by_model"] <= TARGETS_MS["stats_24h_by_model"], command),
+        Row(f"GET /api/stats last hour, ingest at {ingest} ({n})", round(http_ms["stats_1h_ingest"], 1), "ms",
+            "same answer from raw spans (GROUP BY, no HTTP, no ingest)", round(base["stats_1h_raw"], 1),
+            round(base["stats_1h_direct"] / base["stats_1h_raw"], 3),
+            "≤ 50 ms", http_ms["stats_1h_ingest"] <= TARGETS_MS["stats_1h_ingest"], command),
+        Row(f"GET /api/traces/{{id}} ({n})", round(http_ms["trace"], 1), "ms",
+            "its spans without the trace_id skip index (no HTTP)", round(base["trace_spans_unindexed"], 1),
+            round(base["trace_spans_indexed"] / base["trace_spans_unindexed"], 3),
+            "≤ 50 ms", http_ms["trace"] <= TARGETS_MS["trace"], command),
+        Row(f"Collector peak RSS, queries + ingest ({n})", round(http_ms["rss_mib"]), "MiB", None, None, None,
+            "≤ 1536 MiB", http_ms["rss_mib"] <= RSS_TARGET_MIB, command),
+    ]  # fmt: skip
+    print(f"\n{n}, medians of {args.repeat} requests (ratios: rollup path / raw spans, both in-process):")
+    for row in rows:
+        base_text = f"   baseline {row.baseline_value} ms, ratio {row.ratio}" if row.baseline_value else ""
+        print(f"  {row.figure:60s} {row.value:>8} {row.unit}   target {row.target}{base_text}")
+    return finish(rows, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
