@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from llmpulse_collector.rows import ASSERTION_COLUMNS, SPAN_COLUMNS
 from llmpulse_collector.storage import Store, queries
-from llmpulse_collector.storage.migrations import ASSERTION_LADDER, LADDERS, migrate, schema_statements
+from llmpulse_collector.storage.migrations import ASSERTION_LADDERS, LADDERS, migrate, schema_statements
 from llmpulse_collector.storage.queries import _ladder, _pieces
 
 pytestmark = pytest.mark.collector
@@ -28,7 +28,7 @@ S = 10**9
 MINUTE = 60 * S
 HOUR = 60 * MINUTE
 NOW = time.time_ns() // MINUTE * MINUTE + 17_123_456_789  # 17.12 s into a minute
-COARSE = sorted({r.table for ladder in LADDERS for r in ladder} | {r.table for r in ASSERTION_LADDER})
+COARSE = sorted({r.table for ladder in (*LADDERS, *ASSERTION_LADDERS) for r in ladder})
 SUMS = ("calls", "errors", "refusals", "input_tokens", "output_tokens", "priced_calls", "streams")
 
 
@@ -38,7 +38,7 @@ SUMS = ("calls", "errors", "refusals", "input_tokens", "output_tokens", "priced_
 @given(
     first=st.integers(0, 20_000).map(lambda m: m * 60),
     length=st.integers(1, 5_000).map(lambda m: m * 60),
-    ladder=st.sampled_from([*LADDERS, ASSERTION_LADDER]),
+    ladder=st.sampled_from([*LADDERS, *ASSERTION_LADDERS]),
 )
 def test_pieces_cover_the_minutes_exactly_with_aligned_buckets(first: int, length: int, ladder: Any) -> None:
     end = first + length
@@ -62,14 +62,18 @@ def test_pieces_cover_the_minutes_exactly_with_aligned_buckets(first: int, lengt
 
 
 def test_the_narrowest_ladder_with_the_keys_is_read() -> None:
-    total, by_model, full = LADDERS
-    assert _ladder([], {}) == total
-    assert _ladder(["model"], {}) == by_model
-    assert _ladder(["service"], {"model": "m"}) == by_model
-    assert _ladder([], {"environment": "prod"}) == full
-    assert _ladder(["prompt_version"], {}) == full
+    by_model, by_service_model, full = LADDERS
+    assert _ladder([], {}, LADDERS) == by_model
+    assert _ladder(["model"], {}, LADDERS) == by_model
+    assert _ladder(["provider"], {"model": "m"}, LADDERS) == by_model
+    assert _ladder(["service"], {"model": "m"}, LADDERS) == by_service_model
+    assert _ladder([], {"environment": "prod"}, LADDERS) == full
+    assert _ladder(["prompt_version"], {}, LADDERS) == full
+    narrow, all_keys = ASSERTION_LADDERS
+    assert _ladder(["model"], {}, ASSERTION_LADDERS) == narrow
+    assert _ladder(["prompt_name"], {}, ASSERTION_LADDERS) == all_keys
     for key in queries.GROUP_KEYS:  # every allowed key has a ladder
-        assert key in _ladder([key], {})[0].keys
+        assert key in _ladder([key], {}, LADDERS)[0].keys
 
 
 # --- same answers as the raw spans -------------------------------------------------------------

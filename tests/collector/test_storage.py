@@ -33,20 +33,19 @@ TABLES = {
     "llm_1m_mv",
     "llm_1h",
     "llm_1h_mv",
-    "llm_1h_total",
-    "llm_1h_total_mv",
-    "llm_10m_total",
-    "llm_10m_total_mv",
-    "llm_1m_total",
-    "llm_1m_total_mv",
-    "llm_1h_by_model",
-    "llm_1h_by_model_mv",
-    "llm_10m_by_model",
-    "llm_10m_by_model_mv",
-    "llm_1m_by_model",
-    "llm_1m_by_model_mv",
     "assertions_1h",
     "assertions_1h_mv",
+    *(
+        f"{kind}_{level}_{keys}{mv}"
+        for kind, keys in (
+            ("llm", "total"),
+            ("llm", "by_model"),
+            ("llm", "by_service_model"),
+            ("assertions", "by_service_model"),
+        )
+        for level in ("1h", "10m", "1m")
+        for mv in ("", "_mv")
+    ),
     "assertions_1m",
     "assertions_1m_mv",
 }

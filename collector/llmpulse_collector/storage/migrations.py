@@ -15,10 +15,10 @@ Tables (single server or chDB):
 - ``llm_1m``, ``assertions_1m``: per-minute rollups (AggregatingMergeTree) fed by
   materialized views; their targets also deduplicate, so a replayed insert is counted once.
 - Version 3, coarser rollups fed by views on the per-minute ones (so an insert is aggregated
-  once from spans, then from its few rollup rows): ``llm_1h`` (all of ``ROLLUP_KEYS``);
-  ``llm_1h_by_model``, ``llm_10m_by_model`` and ``llm_1m_by_model`` (only ``MODEL_KEYS``);
-  ``llm_1h_total``, ``llm_10m_total``, ``llm_1m_total`` (no keys: the overall figures);
-  ``assertions_1h``. Reading a t-digest state costs its centroids, and a minute of one key
+  once from spans, then from its few rollup rows): ``llm_1h`` and ``assertions_1h`` (all
+  keys), and by hour, ten minutes and minute ``llm_*_by_model`` (``MODEL_KEYS``),
+  ``llm_*_by_service_model`` and
+  ``assertions_*_by_service_model``. Reading a t-digest state costs its centroids, and a minute of one key
   is barely compressed: a day by model merges 24 hourly states a key instead of 1,440
   per-minute ones. They keep 256 rows a granule (not 8,192), so a short time range
   deserialises few states. ``LADDERS`` says which a query reads.
@@ -46,7 +46,7 @@ from llmpulse_collector.rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHE
 from .clickhouse import Store, check_identifier
 
 __all__ = [
-    "ASSERTION_LADDER",
+    "ASSERTION_LADDERS",
     "ASSERTION_SUMS",
     "LADDERS",
     "LLM_SUMS",
@@ -76,9 +76,10 @@ ROLLUP_KEYS = (
 )
 """Dimensions of ``llm_1m`` after ``(project, minute)``; ``assertions_1m`` keeps those the assertion rows carry."""
 
-MODEL_KEYS = ("service", "provider", "model")
-"""Dimensions of the narrow ``llm_*_by_model`` rollups: the common breakdowns. (``llm_*_total``
-have none: the overall figures, the most asked for.)"""
+MODEL_KEYS = ("provider", "model")
+"""Dimensions of the ``*_by_model`` rollups (``*_by_service_model`` add ``service``): the
+breakdowns dashboards ask for most, kept narrow because a query merges one t-digest state
+per key and bucket."""
 
 
 @dataclass(frozen=True)
@@ -100,28 +101,27 @@ def _assertion_keys() -> tuple[str, ...]:
 
 LLM_1M = Rollup("llm_1m", "minute", 60, ROLLUP_KEYS, "spans")
 ASSERTIONS_1M = Rollup("assertions_1m", "minute", 60, _assertion_keys(), "assertions")
+_LEVELS = (("1h", "hour", 3600), ("10m", "ten_minutes", 600), ("1m", "minute", 60))
+
+
+def _ladder_of(kind: str, suffix: str, keys: tuple[str, ...]) -> tuple[Rollup, ...]:
+    source = f"{kind}_1m"
+    return tuple(Rollup(f"{kind}_{level}_{suffix}", column, unit, keys, source) for level, column, unit in _LEVELS)
+
 
 LADDERS: tuple[tuple[Rollup, ...], ...] = (
-    (
-        Rollup("llm_1h_total", "hour", 3600, (), "llm_1m"),
-        Rollup("llm_10m_total", "ten_minutes", 600, (), "llm_1m"),
-        Rollup("llm_1m_total", "minute", 60, (), "llm_1m"),
-    ),
-    (
-        Rollup("llm_1h_by_model", "hour", 3600, MODEL_KEYS, "llm_1m"),
-        Rollup("llm_10m_by_model", "ten_minutes", 600, MODEL_KEYS, "llm_1m"),
-        Rollup("llm_1m_by_model", "minute", 60, MODEL_KEYS, "llm_1m"),
-    ),
+    _ladder_of("llm", "by_model", MODEL_KEYS),
+    _ladder_of("llm", "by_service_model", ("service", *MODEL_KEYS)),
     (Rollup("llm_1h", "hour", 3600, ROLLUP_KEYS, "llm_1m"), LLM_1M),
 )
 """The rollups of LLM calls a stats query reads, coarsest first, the narrowest ladder first: a
 query takes the first ladder whose tables all have its group-by and filter keys."""
 
-ASSERTION_LADDER: tuple[Rollup, ...] = (
-    Rollup("assertions_1h", "hour", 3600, _assertion_keys(), "assertions_1m"),
-    ASSERTIONS_1M,
+ASSERTION_LADDERS: tuple[tuple[Rollup, ...], ...] = (
+    _ladder_of("assertions", "by_service_model", ("service", *MODEL_KEYS, "name")),
+    (Rollup("assertions_1h", "hour", 3600, _assertion_keys(), "assertions_1m"), ASSERTIONS_1M),
 )
-"""The rollups of assertion results, coarsest first (sums only: one ladder is cheap enough)."""
+"""The same for assertion results (sums only, so one narrow ladder is enough)."""
 
 QUANTILES = "0.5, 0.95, 0.99"
 QUANTILE_STATE = f"AggregateFunction(quantilesTDigestWeighted({QUANTILES}), Float64, UInt32)"
@@ -439,18 +439,15 @@ def _migrations(ctx: _Ctx) -> list[Migration]:
         Migration(2, "per-minute rollups llm_1m and assertions_1m", (*_llm_1m(ctx), *_assertions_1m(ctx))),
         Migration(
             3,
-            "coarser rollups: llm_{1h,10m,1m}_total, llm_{1h,10m,1m}_by_model, llm_1h, assertions_1h",
+            "coarser rollups by hour, ten minutes and minute: llm_*_by_model, "
+            "llm_*_by_service_model, assertions_*_by_service_model, llm_1h, assertions_1h",
             tuple(statement for rollup in _COARSE for statement in _coarse(ctx, rollup)),
         ),
     ]
 
 
 _COARSE = tuple(
-    dict.fromkeys(
-        r
-        for r in (*(r for ladder in LADDERS for r in ladder), *ASSERTION_LADDER)
-        if r.source in ("llm_1m", "assertions_1m")
-    )
+    dict.fromkeys(r for ladder in (*LADDERS, *ASSERTION_LADDERS) for r in ladder if r.source.endswith("_1m"))
 )
 
 

@@ -21,7 +21,7 @@ import orjson
 from llmpulse_collector.rows import ASSERTION_SCHEMA, SPAN_SCHEMA
 
 from .clickhouse import Store
-from .migrations import ASSERTION_LADDER, ASSERTION_SUMS, LADDERS, LLM_SUMS, QUANTILES, Rollup, llm_quantiles
+from .migrations import ASSERTION_LADDERS, ASSERTION_SUMS, LADDERS, LLM_SUMS, QUANTILES, Rollup, llm_quantiles
 
 __all__ = ["FILTER_KEYS", "GROUP_KEYS", "RAW_MAX_WINDOW_S", "stats", "trace", "traces"]
 
@@ -246,7 +246,7 @@ class _Plan:
             measures = ", ".join(f"{expr} AS m_{name}" for name, expr in _RAW_PART.items())
             parts.append(f"SELECT {select_keys}{measures}\nFROM spans AS s\nWHERE {where}{group}")
         if minutes[0] < minutes[1]:
-            ladder = _ladder(keys, self.filters)
+            ladder = _ladder(keys, self.filters, LADDERS)
             measures = ", ".join(f"s.{name} AS m_{name}" for name in _MEASURES)
             for rollup, ranges in _pieces(minutes[0], minutes[1], ladder):
                 where = self._where(self._ranges(rollup.time_column, ranges, _SECONDS))
@@ -256,7 +256,7 @@ class _Plan:
     def assertion_parts(
         self, keys: Sequence[str], minutes: tuple[int, int], raw: Sequence[tuple[int, int]]
     ) -> list[str]:
-        """The same split for assertion results: raw rows and ``ASSERTION_LADDER``."""
+        """The same split for assertion results: raw rows and ``ASSERTION_LADDERS``."""
         head = "".join(f"{key}, " for key in keys) + "name AS m_name, "
         group = f"\nGROUP BY {''.join(f'{key}, ' for key in keys)}name"
         parts = []
@@ -267,7 +267,10 @@ class _Plan:
             parts.append(f"SELECT {head}{measures}\nFROM assertions AS s\nWHERE {where}{group}")
         if minutes[0] < minutes[1]:
             measures = ", ".join(f"s.{name} AS m_{name}" for name in ASSERTION_SUMS)
-            for rollup, ranges in _pieces(minutes[0], minutes[1], ASSERTION_LADDER):
+            ladder = _ladder(
+                keys, {k: v for k, v in self.filters.items() if k in _ASSERTION_COLUMNS}, ASSERTION_LADDERS
+            )
+            for rollup, ranges in _pieces(minutes[0], minutes[1], ladder):
                 where = self._where(self._ranges(rollup.time_column, ranges, _SECONDS), _ASSERTION_COLUMNS)
                 parts.append(f"SELECT {head}{measures}\nFROM {rollup.table} AS s\nWHERE {where}")
         return parts
@@ -277,10 +280,12 @@ _NS = "fromUnixTimestamp64Nano({{{}:Int64}})"
 _SECONDS = "toDateTime({{{}:Int64}}, 'UTC')"
 
 
-def _ladder(keys: Sequence[str], filters: Mapping[str, str]) -> tuple[Rollup, ...]:
-    """The first ladder of rollups whose every table has these group-by and filter keys."""
+def _ladder(
+    keys: Sequence[str], filters: Mapping[str, str], ladders: Sequence[tuple[Rollup, ...]]
+) -> tuple[Rollup, ...]:
+    """The first of ``ladders`` whose every table has these group-by and filter keys."""
     needed = {*keys, *filters}
-    for ladder in LADDERS:
+    for ladder in ladders:
         if all(needed <= set(rollup.keys) for rollup in ladder):
             return ladder
     raise AssertionError(f"no rollup has the keys {sorted(needed)}")  # GROUP_KEYS/FILTER_KEYS are ROLLUP_KEYS
