@@ -38,7 +38,6 @@ TABLES = {
     *(
         f"{kind}_{level}_{keys}{mv}"
         for kind, keys in (
-            ("llm", "total"),
             ("llm", "by_model"),
             ("llm", "by_service_model"),
             ("assertions", "by_service_model"),
