@@ -29,6 +29,7 @@ Run: ``.venv/bin/python bench/ingest_e2e.py [--requests 60] [--rounds 3] [--json
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import pickle
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,69 +126,80 @@ def _send(port: int, bodies: list[bytes], errors: list[str]) -> None:
     conn.close()
 
 
+@contextlib.contextmanager
+def running_collector(
+    data_dir: Path, *, env: dict[str, str] | None = None, startup_s: float = 120
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``llmpulse serve`` on ``data_dir`` and a free port, ready; ``(port, process)``. Stopped with
+    SIGINT (the collector drains its log) on the way out; its log is ``data_dir/collector.log``."""
+    port = _free_port()
+    cmd = [str(ROOT / ".venv/bin/llmpulse"), "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    log_path = data_dir / "collector.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*cmd, "--log-format", "json"], stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + startup_s
+            while True:
+                try:
+                    if _get(port, "/readyz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"collector did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.05)
+            yield port, proc
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def end_to_end(bodies: list[bytes], spans: int, profile: str | None, source: Path | None) -> dict[str, float]:
     """One round against a fresh collector process; its rate, CPU and peak RSS."""
     data_dir = Path(tempfile.mkdtemp(prefix="llmpulse-e2e-"))
-    port = _free_port()
-    cmd = [str(ROOT / ".venv/bin/llmpulse"), "serve", "--data-dir", str(data_dir), "--port", str(port)]
-    cmd += ["--log-format", "json"]
-    log = (data_dir / "collector.log").open("wb")
     env = dict(os.environ)
     if source is not None:  # another checkout's collector and SDK, for before/after comparisons
         env["PYTHONPATH"] = f"{source / 'collector'}{os.pathsep}{source / 'sdk'}"
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if _get(port, "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"collector did not start: {(data_dir / 'collector.log').read_text()[-2000:]}")
-            time.sleep(0.05)
-        pid = proc.pid
-        spy = None
-        if profile:  # from the first request to the last span stored, idle threads left out
-            spy_cmd = [str(ROOT / ".venv/bin/py-spy"), "record", "-f", "raw", "-o", profile, "-p", str(pid)]
-            spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1.0)  # py-spy attaches
-        errors: list[str] = []
-        halves = [bodies[0::2], bodies[1::2]]
-        senders = [threading.Thread(target=_send, args=(port, h, errors)) for h in halves]
-        cpu0 = _cpu_s(pid)
-        threads0 = _thread_cpu(pid)
-        t0 = time.perf_counter()
-        for s in senders:
-            s.start()
-        for s in senders:
-            s.join()
-        acked = time.perf_counter() - t0
-        if errors:
-            raise SystemExit(f"sender failed: {errors[0]}")
-        while (n := _stored(port)) < spans:
-            if time.perf_counter() - t0 > 600:
-                raise SystemExit(f"only {n} of {spans} spans stored after 600 s")
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - t0
-        cpu = _cpu_s(pid) - cpu0
-        threads = _thread_cpu(pid)
-        by_thread = {k: v - threads0.get(k, 0.0) for k, v in threads.items()}
-        rss = _peak_rss_mib(pid)
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
-        if n != spans:
-            raise SystemExit(f"stored {n} spans, sent {spans}")
+        with running_collector(data_dir, env=env) as (port, proc):
+            pid = proc.pid
+            spy = None
+            if profile:  # from the first request to the last span stored, idle threads left out
+                spy_cmd = [str(ROOT / ".venv/bin/py-spy"), "record", "-f", "raw", "-o", profile, "-p", str(pid)]
+                spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1.0)  # py-spy attaches
+            errors: list[str] = []
+            halves = [bodies[0::2], bodies[1::2]]
+            senders = [threading.Thread(target=_send, args=(port, h, errors)) for h in halves]
+            cpu0 = _cpu_s(pid)
+            threads0 = _thread_cpu(pid)
+            t0 = time.perf_counter()
+            for s in senders:
+                s.start()
+            for s in senders:
+                s.join()
+            acked = time.perf_counter() - t0
+            if errors:
+                raise SystemExit(f"sender failed: {errors[0]}")
+            while (n := _stored(port)) < spans:
+                if time.perf_counter() - t0 > 600:
+                    raise SystemExit(f"only {n} of {spans} spans stored after 600 s")
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - t0
+            cpu = _cpu_s(pid) - cpu0
+            threads = _thread_cpu(pid)
+            by_thread = {k: v - threads0.get(k, 0.0) for k, v in threads.items()}
+            rss = _peak_rss_mib(pid)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+            if n != spans:
+                raise SystemExit(f"stored {n} spans, sent {spans}")
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
         shutil.rmtree(data_dir, ignore_errors=True)
     python = sum(v for k, v in by_thread.items() if k == "llmpulse")  # the interpreter's threads
     top = sorted(((v, k) for k, v in by_thread.items() if k != "llmpulse" and v > 0), reverse=True)[:4]
@@ -203,18 +216,19 @@ def end_to_end(bodies: list[bytes], spans: int, profile: str | None, source: Pat
     }
 
 
-def baseline(bodies_file: Path, batch: int) -> dict[str, float]:
-    """One baseline round, in a child process (one chDB path per process)."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--baseline-worker", str(bodies_file), "--baseline-batch", str(batch)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def run_worker(argv: list[str], stdin: str | None = None) -> dict[str, float]:
+    """Run a benchmark's worker mode in a child process (chDB opens one data path per process);
+    the JSON object it prints last."""
+    out = subprocess.run([sys.executable, *argv], input=stdin, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"baseline worker failed:\n{out.stderr[-3000:]}")
     result: dict[str, float] = orjson.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def baseline(bodies_file: Path, batch: int) -> dict[str, float]:
+    """One baseline round, in a child process (one chDB path per process)."""
+    return run_worker([__file__, "--baseline-worker", str(bodies_file), "--baseline-batch", str(batch)])
 
 
 def baseline_worker(bodies_file: Path, batch: int) -> None:

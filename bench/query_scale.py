@@ -29,7 +29,6 @@ import http.client
 import json
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from ingest_e2e import _free_port, _get, _peak_rss_mib
+from ingest_e2e import _get, _peak_rss_mib, run_worker, running_collector
 from load_spans import MARKER, store_dsn
 from report import Row, add_arguments, finish
 from workload import otlp_requests
@@ -114,59 +113,28 @@ class Ingest:
 
 
 def serve_and_measure(data_dir: Path, trace_ids: list[str], args: argparse.Namespace) -> dict[str, float]:
-    port = _free_port()
-    cmd = [str(ROOT / ".venv/bin/llmpulse"), "serve", "--data-dir", str(data_dir), "--port", str(port)]
-    log_path = data_dir / "collector.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([*cmd, "--log-format", "json"], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if _get(port, "/readyz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"collector did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.1)
-            out: dict[str, float] = {}
-            out["stats_1h_idle"] = _median_ms(port, [STATS_1H], args.repeat)
-            out["stats_24h_by_model"] = _median_ms(port, [STATS_24H], args.repeat)
-            rng = random.Random(3)
-            paths = [f"/api/traces/{t}" for t in rng.sample(trace_ids, min(len(trace_ids), 100))]
-            out["trace"] = _median_ms(port, paths, args.repeat)
-            bodies = otlp_requests(args.ingest_requests, spans=500, seed=11)
-            with Ingest(port, bodies, 500, args.ingest_rate) as ingest:
-                time.sleep(2.0)  # the senders reach their pace
-                out["stats_1h_ingest"] = _median_ms(port, [STATS_1H], args.repeat)
-            if ingest.errors:
-                raise SystemExit(f"ingest failed: {ingest.errors[0]}")
-            out["ingest_rate"] = ingest.sent / ingest.elapsed
-            out["rss_mib"] = _peak_rss_mib(proc.pid)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with running_collector(data_dir, startup_s=300) as (port, proc):
+        out: dict[str, float] = {}
+        out["stats_1h_idle"] = _median_ms(port, [STATS_1H], args.repeat)
+        out["stats_24h_by_model"] = _median_ms(port, [STATS_24H], args.repeat)
+        rng = random.Random(3)
+        paths = [f"/api/traces/{t}" for t in rng.sample(trace_ids, min(len(trace_ids), 100))]
+        out["trace"] = _median_ms(port, paths, args.repeat)
+        bodies = otlp_requests(args.ingest_requests, spans=500, seed=11)
+        with Ingest(port, bodies, 500, args.ingest_rate) as ingest:
+            time.sleep(2.0)  # the senders reach their pace
+            out["stats_1h_ingest"] = _median_ms(port, [STATS_1H], args.repeat)
+        if ingest.errors:
+            raise SystemExit(f"ingest failed: {ingest.errors[0]}")
+        out["ingest_rate"] = ingest.sent / ingest.elapsed
+        out["rss_mib"] = _peak_rss_mib(proc.pid)
     return out
 
 
 def baseline(data_dir: Path, trace_ids: list[str], repeat: int) -> dict[str, float]:
     """Raw-span answers vs the rollup path, in a child process that opens the store itself."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--baseline-worker", str(data_dir), "--repeat", str(repeat)],
-        input=json.dumps(trace_ids),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"baseline worker failed:\n{out.stderr[-3000:]}")
-    result: dict[str, float] = orjson.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    argv = [__file__, "--baseline-worker", str(data_dir), "--repeat", str(repeat)]
+    return run_worker(argv, stdin=json.dumps(trace_ids))
 
 
 def baseline_worker(data_dir: Path, repeat: int) -> None:
@@ -260,8 +228,9 @@ def main() -> int:
     ]  # fmt: skip
     print(f"\n{n}, medians of {args.repeat} requests (ratios: rollup path / raw spans, both in-process):")
     for row in rows:
+        target = f"   target {row.target}" if row.target else ""
         base_text = f"   baseline {row.baseline_value} ms, ratio {row.ratio}" if row.baseline_value else ""
-        print(f"  {row.figure:60s} {row.value:>8} {row.unit}   target {row.target}{base_text}")
+        print(f"  {row.figure:60s} {row.value:>8} {row.unit}{target}{base_text}")
     return finish(rows, args)
 
 
