@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -33,7 +34,17 @@ def _rss_bytes(pid: int) -> int:
 
 
 def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    """Open descriptors, less chDB's per-thread ``/proc/<pid>/task/<tid>/{stat,schedstat,io}``
+    files: three for every thread of its pools, which grow with load and shrink when idle."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if not target.startswith(f"/proc/{pid}/task/"):
+            count += 1
+    return count
 
 
 def test_steady_load_keeps_memory_and_descriptors_flat_and_stores_everything(tmp_path: Path) -> None:
@@ -84,9 +95,12 @@ def test_steady_load_keeps_memory_and_descriptors_flat_and_stores_everything(tmp
         assert late, samples
         early_rss, late_rss = max(s[1] for s in early), max(s[1] for s in late)
         assert late_rss <= early_rss * 1.25 + (32 << 20), (early_rss, late_rss)
-        # Descriptors come and go (request sockets, chDB's open data parts, which grow with the data until
-        # merges catch up): bounded, not flat. A per-request leak (~2,400 requests here) would blow past this.
-        assert max(s[2] for s in late) <= 2 * max(s[2] for s in early) + 32, samples
+        # Descriptors come and go (request sockets; chDB's open data parts, many for a moment while a
+        # merge reads its sources): bounded, not flat. The typical count may not grow and spikes stay
+        # bounded; a per-request leak (~2,400 requests here) would blow past both.
+        early_fds, late_fds = [s[2] for s in early], [s[2] for s in late]
+        assert statistics.median(late_fds) <= 2 * statistics.median(early_fds) + 32, samples
+        assert max(late_fds) <= 4 * max(early_fds) + 256, samples
         record("soak_seconds", SECONDS, "s")
         record("soak_spans_sent", sent)
         record("soak_spans_stored", int(stored()))
