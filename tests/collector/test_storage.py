@@ -35,16 +35,9 @@ TABLES = {
     "llm_1h_mv",
     "assertions_1h",
     "assertions_1h_mv",
-    *(
-        f"{kind}_{level}_{keys}{mv}"
-        for kind, keys in (
-            ("llm", "by_model"),
-            ("llm", "by_service_model"),
-            ("assertions", "by_service_model"),
-        )
-        for level in ("1h", "10m", "1m")
-        for mv in ("", "_mv")
-    ),
+    "llm_1h_by_model",
+    "llm_1h_by_model_mv",
+    *(f"llm_{level}_by_service_model{mv}" for level in ("1h", "10m", "1m") for mv in ("", "_mv")),
     "assertions_1m",
     "assertions_1m_mv",
 }

@@ -16,15 +16,15 @@ Tables (single server or chDB):
   materialized views; their targets also deduplicate, so a replayed insert is counted once.
 - Version 3, coarser rollups fed by views on the per-minute ones (so an insert is aggregated
   once from spans, then from its few rollup rows): ``llm_1h`` and ``assertions_1h`` (all
-  keys), and by hour, ten minutes and minute ``llm_*_by_model`` (``MODEL_KEYS``),
-  ``llm_*_by_service_model`` and
-  ``assertions_*_by_service_model``. Reading a t-digest state costs its centroids, and a minute of one key
-  is barely compressed: a day by model merges 24 hourly states a key instead of 1,440
-  per-minute ones. They keep 256 rows a granule (not 8,192), so a short time range
-  deserialises few states. ``LADDERS`` says which a query reads.
-  An existing store is backfilled from ``llm_1m`` when the migration runs, right after the
-  views exist; that is exact when nothing inserts meanwhile (the collector migrates before
-  its writer starts), so on a shared server run ``llmpulse migrate`` before new collectors.
+  keys), ``llm_1h_by_model`` (``MODEL_KEYS``), and ``llm_1h_by_service_model``,
+  ``llm_10m_by_service_model``, ``llm_1m_by_service_model``. Reading a t-digest state costs
+  its centroids, and a minute of one key is barely compressed: a day by model merges 24
+  hourly states a model instead of 1,440 per-minute ones for every key. They keep 16 rows a
+  granule (not 8,192), so a short time range deserialises few states. ``LADDERS`` says
+  which a query reads. An existing store is backfilled from the per-minute rollups when the
+  migration runs, right after the views exist; that is exact when nothing inserts meanwhile
+  (the collector migrates before its writer starts), so on a shared server run ``llmpulse
+  migrate`` before starting new collectors.
 
 Cluster mode (``Store.connect(..., cluster="name")``): every statement runs ``ON CLUSTER``,
 the storage tables become ``<name>_local`` Replicated* tables (``{shard}``/``{replica}``
@@ -104,24 +104,25 @@ ASSERTIONS_1M = Rollup("assertions_1m", "minute", 60, _assertion_keys(), "assert
 _LEVELS = (("1h", "hour", 3600), ("10m", "ten_minutes", 600), ("1m", "minute", 60))
 
 
-def _ladder_of(kind: str, suffix: str, keys: tuple[str, ...]) -> tuple[Rollup, ...]:
-    source = f"{kind}_1m"
-    return tuple(Rollup(f"{kind}_{level}_{suffix}", column, unit, keys, source) for level, column, unit in _LEVELS)
-
+_BY_SERVICE_MODEL = tuple(
+    Rollup(f"llm_{level}_by_service_model", column, unit, ("service", *MODEL_KEYS), "llm_1m")
+    for level, column, unit in _LEVELS
+)
 
 LADDERS: tuple[tuple[Rollup, ...], ...] = (
-    _ladder_of("llm", "by_model", MODEL_KEYS),
-    _ladder_of("llm", "by_service_model", ("service", *MODEL_KEYS)),
+    (Rollup("llm_1h_by_model", "hour", 3600, MODEL_KEYS, "llm_1m"), *_BY_SERVICE_MODEL[1:]),
+    _BY_SERVICE_MODEL,
     (Rollup("llm_1h", "hour", 3600, ROLLUP_KEYS, "llm_1m"), LLM_1M),
 )
 """The rollups of LLM calls a stats query reads, coarsest first, the narrowest ladder first: a
-query takes the first ladder whose tables all have its group-by and filter keys."""
+query takes the first ladder whose tables all have its group-by and filter keys. Every table
+costs each insert a part, so only the hours (where most of a long window's states are) get a
+table by model alone; ten-minute and minute buckets come by service and model."""
 
 ASSERTION_LADDERS: tuple[tuple[Rollup, ...], ...] = (
-    _ladder_of("assertions", "by_service_model", ("service", *MODEL_KEYS, "name")),
     (Rollup("assertions_1h", "hour", 3600, _assertion_keys(), "assertions_1m"), ASSERTIONS_1M),
 )
-"""The same for assertion results (sums only, so one narrow ladder is enough)."""
+"""The same for assertion results (sums only: cheap to read at any width)."""
 
 QUANTILES = "0.5, 0.95, 0.99"
 QUANTILE_STATE = f"AggregateFunction(quantilesTDigestWeighted({QUANTILES}), Float64, UInt32)"
@@ -439,8 +440,7 @@ def _migrations(ctx: _Ctx) -> list[Migration]:
         Migration(2, "per-minute rollups llm_1m and assertions_1m", (*_llm_1m(ctx), *_assertions_1m(ctx))),
         Migration(
             3,
-            "coarser rollups by hour, ten minutes and minute: llm_*_by_model, "
-            "llm_*_by_service_model, assertions_*_by_service_model, llm_1h, assertions_1h",
+            "coarser rollups: llm_1h, assertions_1h, llm_1h_by_model, llm_{1h,10m,1m}_by_service_model",
             tuple(statement for rollup in _COARSE for statement in _coarse(ctx, rollup)),
         ),
     ]
