@@ -325,7 +325,7 @@ def _coarse(ctx: _Ctx, rollup: Rollup) -> list[str]:
     rollup, and a backfill.
 
     Sums stay sums and t-digest states are merged (``-MergeState``), so a row is exactly its
-    minutes merged. Each table keeps 256 rows a granule (ClickHouse's default is 8,192): a
+    minutes merged. Each table keeps 16 rows a granule (ClickHouse's default is 8,192): a
     short time range then deserialises few t-digest states. The ``INSERT ... SELECT`` copies
     what the source held before the view existed (nothing on a new store); its fixed token
     makes a rerun of an interrupted migration store it once.

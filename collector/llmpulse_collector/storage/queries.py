@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -145,9 +146,10 @@ def stats(
             minutes, raw = (first * 60, last * 60), [(lo, first * minute_ns), (last * minute_ns, hi + 1)]
         else:
             minutes, raw = (0, 0), [(lo, hi + 1)]
-    span_parts = plan.span_parts(keys, minutes, raw)
+    raw = [(a, b) for a, b in raw if a < b]  # an edge on a minute boundary is empty
     select_keys = "".join(f"{key}, " for key in keys)
     group = f"GROUP BY {', '.join(keys)}" if keys else ""
+    span_parts = plan.parts(_LLM_CALLS, keys, minutes, raw, head=select_keys, group=f"\n{group}")
     span_sql = (
         f"SELECT {select_keys}"
         + ", ".join(f"{_OUTER[name]}(m_{name}) AS m_{name}" for name in _MEASURES)
@@ -173,7 +175,16 @@ def stats(
         f"SELECT {select_akeys}m_name, "
         + ", ".join(f"sum(m_{name}) AS m_{name}" for name in ASSERTION_SUMS)
         + "\nFROM (\n"
-        + "\nUNION ALL\n".join(plan.assertion_parts(assertion_keys, minutes, raw))
+        + "\nUNION ALL\n".join(
+            plan.parts(
+                _ASSERTIONS,
+                assertion_keys,
+                minutes,
+                raw,
+                head=f"{select_akeys}name AS m_name, ",
+                group=f"\nGROUP BY {select_akeys}name",
+            )
+        )
         + f"\n)\nGROUP BY {select_akeys}m_name\nORDER BY m_name"
     )
     for row in store.query(assertion_sql, plan.params):
@@ -235,45 +246,50 @@ class _Plan:
             f" AND {key} = {{f_{key}:String}}" for key in filters
         )
 
-    def span_parts(self, keys: Sequence[str], minutes: tuple[int, int], raw: Sequence[tuple[int, int]]) -> list[str]:
-        """SELECTs over ``raw`` ns ranges of spans and whole ``minutes`` (epoch seconds, half-open) of rollups."""
-        select_keys = "".join(f"{key}, " for key in keys)
-        group = f"\nGROUP BY {', '.join(keys)}" if keys else ""
+    def parts(
+        self,
+        source: _Source,
+        keys: Sequence[str],
+        minutes: tuple[int, int],
+        raw: Sequence[tuple[int, int]],
+        *,
+        head: str,
+        group: str,
+    ) -> list[str]:
+        """SELECTs over ``raw`` ns ranges of ``source``'s rows (aggregated by ``group``) and over
+        whole ``minutes`` (epoch seconds, half-open) of its rollups (rows passed through);
+        ``head`` selects the keys."""
+        filters = {k: v for k, v in self.filters.items() if source.columns is None or k in source.columns}
         parts = []
-        raw = [(a, b) for a, b in raw if a < b]
         if raw:
-            where = self._where("is_llm = 1 AND " + self._ranges("start_time", raw, _NS))
-            measures = ", ".join(f"{expr} AS m_{name}" for name, expr in _RAW_PART.items())
-            parts.append(f"SELECT {select_keys}{measures}\nFROM spans AS s\nWHERE {where}{group}")
+            where = self._where(source.condition + self._ranges(source.time_column, raw, _NS), source.columns)
+            exprs = ", ".join(f"{expr} AS m_{name}" for name, expr in source.raw_measures.items())
+            parts.append(f"SELECT {head}{exprs}\nFROM {source.table} AS s\nWHERE {where}{group}")
         if minutes[0] < minutes[1]:
-            ladder = _ladder(keys, self.filters, LADDERS)
-            measures = ", ".join(f"s.{name} AS m_{name}" for name in _MEASURES)
-            for rollup, ranges in _pieces(minutes[0], minutes[1], ladder):
-                where = self._where(self._ranges(rollup.time_column, ranges, _SECONDS))
-                parts.append(f"SELECT {select_keys}{measures}\nFROM {rollup.table} AS s\nWHERE {where}")
+            exprs = ", ".join(f"s.{name} AS m_{name}" for name in source.rollup_columns)
+            for rollup, ranges in _pieces(minutes[0], minutes[1], _ladder(keys, filters, source.ladders)):
+                where = self._where(self._ranges(rollup.time_column, ranges, _SECONDS), source.columns)
+                parts.append(f"SELECT {head}{exprs}\nFROM {rollup.table} AS s\nWHERE {where}")
         return parts
 
-    def assertion_parts(
-        self, keys: Sequence[str], minutes: tuple[int, int], raw: Sequence[tuple[int, int]]
-    ) -> list[str]:
-        """The same split for assertion results: raw rows and ``ASSERTION_LADDERS``."""
-        head = "".join(f"{key}, " for key in keys) + "name AS m_name, "
-        group = f"\nGROUP BY {''.join(f'{key}, ' for key in keys)}name"
-        parts = []
-        raw = [(a, b) for a, b in raw if a < b]
-        if raw:
-            where = self._where(self._ranges("time", raw, _NS), _ASSERTION_COLUMNS)
-            measures = ", ".join(f"{expr} AS m_{name}" for name, expr in ASSERTION_SUMS.items())
-            parts.append(f"SELECT {head}{measures}\nFROM assertions AS s\nWHERE {where}{group}")
-        if minutes[0] < minutes[1]:
-            measures = ", ".join(f"s.{name} AS m_{name}" for name in ASSERTION_SUMS)
-            ladder = _ladder(
-                keys, {k: v for k, v in self.filters.items() if k in _ASSERTION_COLUMNS}, ASSERTION_LADDERS
-            )
-            for rollup, ranges in _pieces(minutes[0], minutes[1], ladder):
-                where = self._where(self._ranges(rollup.time_column, ranges, _SECONDS), _ASSERTION_COLUMNS)
-                parts.append(f"SELECT {head}{measures}\nFROM {rollup.table} AS s\nWHERE {where}")
-        return parts
+
+@dataclass(frozen=True)
+class _Source:
+    """Where ``stats`` reads one kind of row: the raw table, its rollups, and how to aggregate each."""
+
+    table: str
+    time_column: str
+    condition: str  # on raw rows, before the time ranges
+    raw_measures: Mapping[str, str]  # measure -> aggregate over raw rows
+    rollup_columns: tuple[str, ...]  # the rollups' columns holding the measures
+    ladders: tuple[tuple[Rollup, ...], ...]
+    columns: frozenset[str] | None  # the filter keys the rows carry (None: all)
+
+
+_LLM_CALLS = _Source("spans", "start_time", "is_llm = 1 AND ", _RAW_PART, _MEASURES, LADDERS, None)
+_ASSERTIONS = _Source(
+    "assertions", "time", "", ASSERTION_SUMS, tuple(ASSERTION_SUMS), ASSERTION_LADDERS, _ASSERTION_COLUMNS
+)
 
 
 _NS = "fromUnixTimestamp64Nano({{{}:Int64}})"
@@ -524,11 +540,11 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
         span = _span(row)
         spans.append(span)
         by_id.setdefault(span["span_id"], span)
+    start = min(s["start"] for s in spans)
+    end = max(s["end"] for s in spans)
     # Assertion results are stamped between their span's start and a little after its end: a
     # time range lets the (project, time) key skip the rest of the table.
-    first = min(int(row["start_time_ns"]) for row in rows)
-    last = max(int(row["end_time_ns"]) for row in rows)
-    bounds = {"t_lo": first - ASSERTION_SLACK_NS, "t_hi": last + ASSERTION_SLACK_NS}
+    bounds = {"t_lo": start - ASSERTION_SLACK_NS, "t_hi": end + ASSERTION_SLACK_NS}
     for row in store.query(
         "SELECT span_id, name, label, score, explanation, toUnixTimestamp64Nano(time) AS time_ns\n"
         "FROM assertions WHERE project = {project:String} AND trace_id = {trace_id:String}\n"
@@ -565,8 +581,6 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
             {**params, "response_ids": response_ids},
         )
     ]
-    start = min(s["start"] for s in spans)
-    end = max(s["end"] for s in spans)
     return {
         "trace_id": trace_id,
         "start": start,
