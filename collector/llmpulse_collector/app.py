@@ -490,7 +490,11 @@ def _safe_dsn(dsn: str) -> str:
 def _open(cfg: Settings) -> Collector:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.connect(
-        cfg.storage_dsn, database=cfg.database, retention_days=cfg.retention_days, cluster=cfg.cluster
+        cfg.storage_dsn,
+        database=cfg.database,
+        retention_days=cfg.retention_days,
+        cluster=cfg.cluster,
+        readers=cfg.query_readers,
     )
     try:
         migrate(store)

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     writer_quiet_s: float = Field(
         default=0.1, gt=0, le=10, description="stop growing a batch once no request has come for this long"
     )
+    query_readers: int = Field(
+        default=4, ge=1, le=64, description="ClickHouse queries the API may run at once (one client each)"
+    )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503/429")
     log_format: Literal["json", "console"] = "console"
     demo: bool = Field(default=False, description="run the built-in demo app against this collector")

@@ -34,9 +34,12 @@ def new_database(chdb_path: Path) -> Iterator[Callable[..., Store]]:
     """Open stores on fresh databases (``t_<uuid>``); each is dropped and closed after the test."""
     opened: list[Store] = []
 
-    def open_store(*, retention_days: int = 30, database: str | None = None) -> Store:
+    def open_store(*, retention_days: int = 30, database: str | None = None, readers: int = 4) -> Store:
         store = Store.connect(
-            f"chdb://{chdb_path}", database=database or f"t_{uuid.uuid4().hex[:12]}", retention_days=retention_days
+            f"chdb://{chdb_path}",
+            database=database or f"t_{uuid.uuid4().hex[:12]}",
+            retention_days=retention_days,
+            readers=readers,
         )
         opened.append(store)
         return store

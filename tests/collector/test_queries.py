@@ -419,6 +419,26 @@ def test_trace_is_per_project_and_none_when_absent(data: Data) -> None:
     assert queries.trace(data.store, "acme", "f" * 32) is None
 
 
+def test_trace_detail_shows_assertion_results_stamped_long_after_the_call(store: Store, rows: Rows) -> None:
+    # A check run by a batch job hours later (an LLM judge, a human label) still belongs to its span.
+    span, assertion = rows
+    call = span(start_time=NOW - 180 * MINUTE, duration_s=0.3)
+    store.insert("spans", [call], SPAN_COLUMNS, dedup_token="late:spans")
+    results = [
+        assertion(call, "judge_helpful", "fail", time=NOW - 1000),
+        assertion(call, "starts_lowercase", "pass"),
+        assertion({**call, "project": "other"}, "judge_helpful", "pass", time=NOW),
+    ]
+    store.insert("assertions", results, ASSERTION_COLUMNS, dedup_token="late:assertions")
+    detail = queries.trace(store, "acme", call["trace_id"])
+    assert detail is not None
+    (only,) = detail["spans"]
+    assert [(a["name"], a["label"], a["time"]) for a in only["assertions"]] == [
+        ("starts_lowercase", "pass", call["start_time"]),
+        ("judge_helpful", "fail", NOW - 1000),
+    ]
+
+
 def test_trace_feedback_by_trace_or_response_id(store: Store, rows: Rows) -> None:
     span, _ = rows
     call = span(start_time=NOW - MINUTE, duration_s=0.3, response_id="chatcmpl-1")

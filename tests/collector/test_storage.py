@@ -202,6 +202,9 @@ def test_connect_validates_its_arguments(chdb_path: Path) -> None:
         Store.connect("postgres://localhost/x")
     with pytest.raises(StorageError, match="absolute path"):
         Store.connect("chdb://relative/path")
+    for readers in (0, 65, True, 2.0):
+        with pytest.raises(ValueError, match="readers must be an integer from 1 to 64"):
+            Store.connect(f"chdb://{chdb_path}", database="x", readers=readers)  # type: ignore[arg-type]
 
 
 def test_second_embedded_path_in_one_process_is_refused(store: Store, chdb_path: Path, tmp_path: Path) -> None:
@@ -256,6 +259,8 @@ def test_closed_store(new_database: Callable[..., Store]) -> None:
     assert not other.ping()
     with pytest.raises(StorageError, match="closed"):
         other.query("SELECT 1")
+    with pytest.raises(StorageError, match="closed"):
+        other.query_many([("SELECT 1", None), ("SELECT 2", None)])
     assert store.ping()  # closing one store leaves the engine to the others
 
 
@@ -388,6 +393,55 @@ def test_inserts_and_queries_from_several_threads(store: Store, rows: Rows) -> N
     assert not errors
     (group,) = queries.stats(store, "acme", window_s=3600, now_ns=start, group_by=["service"])
     assert group["calls"] == 2000.0
+
+
+@pytest.mark.parametrize("readers", [1, 2])
+def test_query_many_answers_in_order_and_survives_errors(new_database: Callable[..., Store], readers: int) -> None:
+    store = new_database(readers=readers)
+    statements: list[tuple[str, dict[str, Any] | None]] = [
+        ("SELECT 1 AS a", None),
+        ("SELECT {x:UInt8} AS a", {"x": 2}),
+        ("SELECT number AS a FROM numbers(3)", None),
+    ]
+    assert store.query_many(statements) == [[{"a": 1}], [{"a": 2}], [{"a": 0}, {"a": 1}, {"a": 2}]]
+    # An error in any statement is raised (as a StorageError) once the others have finished ...
+    for bad in ([("SELECT no_such_column", None), ("SELECT 1", None)], [("SELECT 1", None), ("SELECT nope", None)]):
+        with pytest.raises(StorageError, match=r"no_such_column|nope"):
+            store.query_many(bad)
+    # ... and every reader went back to the pool: more statements at once than readers still run.
+    assert store.query_many([(f"SELECT {i} AS a", None) for i in range(readers + 3)]) == [
+        [{"a": i}] for i in range(readers + 3)
+    ]
+
+
+def test_many_threads_share_a_few_readers(new_database: Callable[..., Store]) -> None:
+    # Eight request threads, two readers: every caller gets its own answers, none waits forever.
+    store = new_database(readers=2)
+    errors: list[BaseException] = []
+    wrong: list[tuple[int, int, Any]] = []
+
+    def work(worker: int) -> None:
+        try:
+            for i in range(25):
+                a, b = store.query_many(
+                    [
+                        ("SELECT {w:UInt32} * 1000 + {i:UInt32} AS v", {"w": worker, "i": i}),
+                        ("SELECT sum(number) AS v FROM numbers({n:UInt32})", {"n": worker + i}),
+                    ]
+                )
+                if a != [{"v": worker * 1000 + i}] or b != [{"v": sum(range(worker + i))}]:
+                    wrong.append((worker, i, (a, b)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors
+    assert not wrong
 
 
 # --- a real server, when one is configured -----------------------------------------------------

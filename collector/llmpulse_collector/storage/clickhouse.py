@@ -9,9 +9,12 @@ chDB hosts one data path per process and one process per path. Both mistakes get
 <path>/status", only reaches stderr): the path lock is checked with ``flock`` before chDB
 tries, and re-checked if chDB fails anyway.
 
-Threads: the writer inserts on one client while HTTP handlers query on another, so a long
-insert never queues a query behind it on the same client (several clients on one chDB
-path work in one process). Inserts are serialised by a lock.
+Threads: the writer inserts on one client while HTTP handlers query on a small pool of others,
+so a long insert never queues a query behind it and concurrent requests (a dashboard loads
+its panels at once) do not wait for each other's queries. A chDB client runs one statement at
+a time; several clients on one chDB path work in one process and their queries run in
+parallel. ``query_many`` runs independent statements of one request side by side. Inserts
+are serialised by a lock.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import contextlib
 import errno
 import fcntl
 import os
+import queue
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -208,16 +213,23 @@ class Store:
         cluster: str | None,
         embedded_path: str | None,
         writer: Client,
-        reader: Client,
+        readers: Sequence[Client],
     ) -> None:
         """Use ``Store.connect``; this constructor only wires already-open clients."""
+        if not readers:
+            raise ValueError("a Store needs at least one reader client")
         self.dsn = _redact(dsn)
         self.database = database
         self.retention_days = retention_days
         self.cluster = cluster
         self.embedded_path = embedded_path
         self._writer = writer
-        self._reader = reader
+        self._readers = tuple(readers)
+        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for client in self._readers:
+            self._idle.put(client)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._types: dict[tuple[str, tuple[str, ...]], list[ClickHouseType] | None] = {}
         self._closed = False
@@ -232,7 +244,13 @@ class Store:
 
     @classmethod
     def connect(
-        cls, dsn: str, *, database: str = "llmpulse", retention_days: int = 30, cluster: str | None = None
+        cls,
+        dsn: str,
+        *,
+        database: str = "llmpulse",
+        retention_days: int = 30,
+        cluster: str | None = None,
+        readers: int = 4,
     ) -> Store:
         """Open (and create if missing) ``database`` on the ClickHouse that ``dsn`` names.
 
@@ -240,8 +258,9 @@ class Store:
         ``http(s)://user:pass@host:8123`` for a server; ``database`` always names llmpulse's
         database (a database in the DSN is only where the connection starts). ``cluster``
         switches the schema to replicated tables behind ``Distributed`` ones (see
-        ``migrations``). Raises ``StorageError`` (``StorageUnavailable`` if the server is
-        unreachable); ``ValueError`` for a bad database or cluster name.
+        ``migrations``). ``readers`` is how many queries may run at once (one client each).
+        Raises ``StorageError`` (``StorageUnavailable`` if the server is unreachable);
+        ``ValueError`` for a bad database, cluster name or reader count.
 
         >>> store = Store.connect("chdb:///tmp/llmpulse-doc", database="doc")  # doctest: +SKIP
         """
@@ -250,8 +269,10 @@ class Store:
             raise ValueError(f"cluster must be a ClickHouse cluster name, got {cluster!r}")
         if isinstance(retention_days, bool) or not isinstance(retention_days, int) or retention_days < 1:
             raise ValueError(f"retention_days must be a positive integer, got {retention_days!r}")
+        if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= 64:
+            raise ValueError(f"readers must be an integer from 1 to 64, got {readers!r}")
         if dsn.startswith("chdb:"):
-            return cls._connect_embedded(dsn, database, retention_days, cluster)
+            return cls._connect_embedded(dsn, database, retention_days, cluster, readers)
         if not dsn.startswith(("http://", "https://")):
             raise StorageError(f"unsupported storage DSN {_redact(dsn)!r}: use chdb:///abs/path or http(s)://host:8123")
         opened: list[Client] = []
@@ -265,8 +286,8 @@ class Store:
             admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`{on_cluster}")
             writer = clickhouse_connect.get_client(dsn=dsn, database=database, **http)
             opened.append(writer)
-            reader = clickhouse_connect.get_client(dsn=dsn, database=database, **http)
-            opened.append(reader)
+            for _ in range(readers):
+                opened.append(clickhouse_connect.get_client(dsn=dsn, database=database, **http))
         except Exception as exc:
             for client in opened:
                 client.close()
@@ -279,11 +300,13 @@ class Store:
             cluster=cluster,
             embedded_path=None,
             writer=writer,
-            reader=reader,
+            readers=opened[2:],
         )
 
     @classmethod
-    def _connect_embedded(cls, dsn: str, database: str, retention_days: int, cluster: str | None) -> Store:
+    def _connect_embedded(
+        cls, dsn: str, database: str, retention_days: int, cluster: str | None, readers: int
+    ) -> Store:
         if cluster is not None:
             raise StorageError("cluster mode needs a ClickHouse server (http(s)://...), not the embedded chDB")
         path = _embedded_path_of(dsn)
@@ -299,8 +322,8 @@ class Store:
             admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
             writer = clickhouse_connect.get_client(dsn=dsn, database=database)
             opened.append(writer)
-            reader = clickhouse_connect.get_client(dsn=dsn, database=database)
-            opened.append(reader)
+            for _ in range(readers):
+                opened.append(clickhouse_connect.get_client(dsn=dsn, database=database))
         except StorageError:
             for client in reversed(opened):
                 client.close()
@@ -320,7 +343,7 @@ class Store:
             cluster=None,
             embedded_path=path,
             writer=writer,
-            reader=reader,
+            readers=opened[2:],
         )
 
     def insert(
@@ -384,13 +407,58 @@ class Store:
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a SELECT with driver-bound ``{name:Type}`` parameters; rows as dicts."""
-        self._check_open()
+        with self._reader() as reader:
+            try:
+                result = reader.query(sql, parameters=dict(parameters or {}))
+                names = result.column_names
+                return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+            except Exception as exc:
+                raise _wrap(exc, "query") from exc
+
+    def query_many(self, statements: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[list[dict[str, Any]]]:
+        """Run independent SELECTs side by side (each on its own reader); their rows, in order.
+
+        The first runs in the calling thread, the others on the store's query threads. Every
+        statement finishes before this returns; the first error raised is re-raised.
+        """
+        if len(statements) <= 1 or len(self._readers) == 1:
+            return [self.query(sql, params) for sql, params in statements]
+        pool = self._query_pool()
+        futures: list[Future[list[dict[str, Any]]]] = [
+            pool.submit(self.query, sql, params) for sql, params in statements[1:]
+        ]
         try:
-            result = self._reader.query(sql, parameters=dict(parameters or {}))
-            names = result.column_names
-            return [dict(zip(names, row, strict=True)) for row in result.result_rows]
-        except Exception as exc:
-            raise _wrap(exc, "query") from exc
+            first = self.query(*statements[0])
+        finally:
+            rest_or_errors = [_outcome(future) for future in futures]
+        results = [first]
+        for outcome in rest_or_errors:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)
+        return results
+
+    def _query_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            self._check_open()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(len(self._readers), thread_name_prefix="llmpulse-query")
+            return self._pool
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Client]:
+        """Borrow an idle reader client for one statement (waits while all are busy)."""
+        while True:
+            self._check_open()
+            try:
+                client = self._idle.get(timeout=0.5)
+                break
+            except queue.Empty:
+                continue
+        try:
+            yield client
+        finally:
+            self._idle.put(client)
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """Run a statement (DDL, ``SYSTEM``, ``OPTIMIZE``) on the writer's client; its raw result."""
@@ -406,17 +474,22 @@ class Store:
         if self._closed:
             return False
         try:
-            return bool(self._reader.ping())
+            with self._reader() as reader:
+                return bool(reader.ping())
         except Exception:
             return False
 
     def close(self) -> None:
-        """Close both clients (idempotent). On chDB the engine stops with its last client."""
+        """Close every client (idempotent). On chDB the engine stops with its last client."""
         if self._closed:
             return
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         with self._write_lock:
             self._closed = True
-            for client in (self._reader, self._writer):
+            for client in (*self._readers, self._writer):
                 with contextlib.suppress(Exception):  # best effort: nothing useful to do with the error
                     client.close()
         if self.embedded_path is not None:
@@ -434,6 +507,13 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.dsn!r}, database={self.database!r}, cluster={self.cluster!r})"
+
+
+def _outcome(future: Future[list[dict[str, Any]]]) -> list[dict[str, Any]] | BaseException:
+    try:
+        return future.result()
+    except BaseException as exc:  # re-raised by the caller once every statement has finished
+        return exc
 
 
 def _columns(table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[list[Any]]:

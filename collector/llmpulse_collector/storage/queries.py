@@ -38,9 +38,6 @@ RAW_MAX_WINDOW_S = 900
 TRACE_SLACK_NS = 3600 * 10**9
 """How far past a search window's edges ``traces`` reads spans, so traces up to an hour long are whole."""
 
-ASSERTION_SLACK_NS = 3600 * 10**9
-"""How far outside its trace's spans ``trace`` looks for assertion results (checks run after the call)."""
-
 _TRACE_WINDOWS_S = (3600, 6 * 3600, 86400, 7 * 86400, None)
 _MAX_LIMIT = 1000
 _ASSERTION_COLUMNS = frozenset(name for name, _, _ in ASSERTION_SCHEMA)
@@ -158,18 +155,7 @@ def stats(
         + f"\n)\n{group}\nORDER BY m_calls DESC"
         + "".join(f", {key}" for key in keys)
     )
-    groups: list[dict[str, Any]] = []
-    by_assertion_key: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     assertion_keys = [key for key in keys if key in _ASSERTION_COLUMNS]
-    for row in store.query(span_sql, plan.params):
-        group_row = _group(row, keys)
-        if group_row["calls"] <= 0:
-            continue
-        groups.append(group_row)
-        by_assertion_key.setdefault(tuple(row[k] for k in assertion_keys), []).append(group_row)
-    if not groups:
-        return []
-
     select_akeys = "".join(f"{key}, " for key in assertion_keys)
     assertion_sql = (
         f"SELECT {select_akeys}m_name, "
@@ -187,7 +173,20 @@ def stats(
         )
         + f"\n)\nGROUP BY {select_akeys}m_name\nORDER BY m_name"
     )
-    for row in store.query(assertion_sql, plan.params):
+    # Independent statements: run side by side (each one's fixed cost overlaps the other's).
+    span_rows, assertion_rows = store.query_many([(span_sql, plan.params), (assertion_sql, plan.params)])
+    groups: list[dict[str, Any]] = []
+    by_assertion_key: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in span_rows:
+        group_row = _group(row, keys)
+        if group_row["calls"] <= 0:
+            continue
+        groups.append(group_row)
+        by_assertion_key.setdefault(tuple(row[k] for k in assertion_keys), []).append(group_row)
+    if not groups:
+        return []
+
+    for row in assertion_rows:
         passed, failed, errored = float(row["m_passes"]), float(row["m_fails"]), float(row["m_errors"])
         total = passed + failed + errored
         if total <= 0:
@@ -519,6 +518,13 @@ _DETAIL_SQL = (
 )
 
 
+_ASSERTIONS_OF_TRACE_SQL = (
+    "SELECT span_id, name, label, score, explanation, toUnixTimestamp64Nano(time) AS time_ns\n"
+    "FROM assertions WHERE project = {project:String} AND trace_id = {trace_id:String}\n"
+    "ORDER BY time, name"
+)
+
+
 def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
     """One trace with every span, its assertion results and feedback; None if ``project`` has no such trace.
 
@@ -531,7 +537,9 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
     if not isinstance(trace_id, str):
         raise ValueError(f"trace_id must be a string, got {type(trace_id).__name__}")
     params = {"project": project, "trace_id": trace_id}
-    rows = store.query(_DETAIL_SQL, params)
+    # The spans and their assertion results side by side: both find the trace by its bloom
+    # filter, so neither needs the other's answer.
+    rows, assertion_rows = store.query_many([(_DETAIL_SQL, params), (_ASSERTIONS_OF_TRACE_SQL, params)])
     if not rows:
         return None
     spans: list[dict[str, Any]] = []
@@ -542,16 +550,7 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
         by_id.setdefault(span["span_id"], span)
     start = min(s["start"] for s in spans)
     end = max(s["end"] for s in spans)
-    # Assertion results are stamped between their span's start and a little after its end: a
-    # time range lets the (project, time) key skip the rest of the table.
-    bounds = {"t_lo": start - ASSERTION_SLACK_NS, "t_hi": end + ASSERTION_SLACK_NS}
-    for row in store.query(
-        "SELECT span_id, name, label, score, explanation, toUnixTimestamp64Nano(time) AS time_ns\n"
-        "FROM assertions WHERE project = {project:String} AND trace_id = {trace_id:String}\n"
-        "  AND time >= fromUnixTimestamp64Nano({t_lo:Int64}) AND time <= fromUnixTimestamp64Nano({t_hi:Int64})\n"
-        "ORDER BY time, name",
-        {**params, **bounds},
-    ):
+    for row in assertion_rows:
         owner = by_id.get(row["span_id"])
         if owner is not None:
             owner["assertions"].append(
