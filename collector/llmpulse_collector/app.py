@@ -8,10 +8,12 @@ its rows are durable in the log.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -34,6 +36,7 @@ from .export.health import Health
 from .export.prometheus import WalGauges, build_registry, render
 from .ingest import DecodeResult, Limits, PayloadError
 from .ingest.otlp import decode_traces, encode_response
+from .priority import lower_thread_priority
 from .settings import Settings
 from .storage import StorageError, StorageUnavailable, Store, queries
 from .storage.migrations import migrate
@@ -74,6 +77,8 @@ class Collector:
     health: Health
     wal_gauges: Callable[[], WalGauges]
     datadog: DatadogExporter | None = None
+    # Decoding OTLP bodies, at the ingest threads' priority (``Settings.ingest_nice``).
+    decode_pool: ThreadPoolExecutor | None = None
 
     def insert(self, table: str, data: Columns, token: str) -> None:
         self.store.insert_columns(table, data.names, data.values, dedup_token=token)
@@ -251,7 +256,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health = collector.health
         try:
             body = await _read_body(request, collector.limits.max_body_bytes)
-            result, payload = await run_in_threadpool(
+            result, payload = await asyncio.get_running_loop().run_in_executor(
+                collector.decode_pool,
                 _decode_and_encode,
                 body,
                 content_type,
@@ -495,6 +501,7 @@ def _open(cfg: Settings) -> Collector:
         retention_days=cfg.retention_days,
         cluster=cfg.cluster,
         readers=cfg.query_readers,
+        insert_nice=cfg.ingest_nice,
     )
     try:
         migrate(store)
@@ -551,16 +558,23 @@ def _open(cfg: Settings) -> Collector:
         max_bytes=cfg.writer_batch_bytes,
         linger=cfg.writer_linger_s,
         quiet=cfg.writer_quiet_s,
+        nice=cfg.ingest_nice,
         on_batch=health.insert_done,
         on_error=on_error,
         dead_letter=cfg.data_dir / "dead-letter.jsonl",
         on_dead_letter=lambda table, n: health.inc("dead_lettered_rows", table, n=n),
     )
     collector.writer.start()
+    # Two threads: decoding holds the GIL, so more would only queue; bodies wait their turn here.
+    collector.decode_pool = ThreadPoolExecutor(
+        2, thread_name_prefix="llmpulse-decode", initializer=lower_thread_priority, initargs=(cfg.ingest_nice,)
+    )
     return collector
 
 
 def _close(collector: Collector) -> None:
+    if collector.decode_pool is not None:
+        collector.decode_pool.shutdown(wait=True)
     drained = collector.writer.stop(timeout=15.0)
     if not drained:
         log.warning("writer_not_drained", pending=collector.wal.pending_entries)

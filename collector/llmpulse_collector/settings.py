@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     writer_quiet_s: float = Field(
         default=0.1, gt=0, le=10, description="stop growing a batch once no request has come for this long"
     )
+    ingest_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="nice value of the ingest threads (decode, writer, embedded inserts): under CPU "
+        "contention API queries go first; 0 gives ingest the same priority",
+    )
     query_readers: int = Field(
         default=4, ge=1, le=64, description="ClickHouse queries the API may run at once (one client each)"
     )

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 import structlog
 
+from .priority import lower_thread_priority
 from .rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHEMA
 from .storage import StorageError, StorageUnavailable
 from .wal import Batch, WalClosed, WriteAheadLog
@@ -157,6 +158,7 @@ class Writer:
         isolate_after: int = 3,
         linger: float = 0.25,
         quiet: float = 0.1,
+        nice: int = 0,
     ) -> None:
         self._wal = wal
         self._insert = insert
@@ -170,6 +172,7 @@ class Writer:
         self._isolate_after = isolate_after
         self._linger = linger
         self._quiet = quiet  # stop gathering once no request has arrived for this long
+        self._nice = nice  # the writer thread's CPU priority (see priority.py)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._abandon = threading.Event()  # set when stop() gave up waiting: exit at once
@@ -202,6 +205,9 @@ class Writer:
         backoff = 0.0
         refused = (0, 0)  # (batch id, consecutive non-transient failures)
         while True:
+            # Every round: ClickHouse puts a thread back to nice 0 when a query with
+            # os_thread_priority ends on it, and the inserts run on this thread.
+            lower_thread_priority(self._nice)
             self._gather()
             try:
                 batch = self._wal.next_batch(max_entries=self._max_entries, max_bytes=self._max_bytes)

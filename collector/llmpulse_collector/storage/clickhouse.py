@@ -228,6 +228,7 @@ class Store:
         self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
         for client in self._readers:
             self._idle.put(client)
+        self._insert_settings = dict(_INSERT_SETTINGS)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -251,6 +252,7 @@ class Store:
         retention_days: int = 30,
         cluster: str | None = None,
         readers: int = 4,
+        insert_nice: int = 0,
     ) -> Store:
         """Open (and create if missing) ``database`` on the ClickHouse that ``dsn`` names.
 
@@ -259,6 +261,9 @@ class Store:
         database (a database in the DSN is only where the connection starts). ``cluster``
         switches the schema to replicated tables behind ``Distributed`` ones (see
         ``migrations``). ``readers`` is how many queries may run at once (one client each).
+        ``insert_nice`` (0 to 19) lowers the CPU priority of the threads chDB runs inserts on
+        (embedded only: ClickHouse's ``os_thread_priority``, applied where the process may
+        renice threads), so queries win when both want the CPU.
         Raises ``StorageError`` (``StorageUnavailable`` if the server is unreachable);
         ``ValueError`` for a bad database, cluster name or reader count.
 
@@ -271,8 +276,12 @@ class Store:
             raise ValueError(f"retention_days must be a positive integer, got {retention_days!r}")
         if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= 64:
             raise ValueError(f"readers must be an integer from 1 to 64, got {readers!r}")
+        if isinstance(insert_nice, bool) or not isinstance(insert_nice, int) or not 0 <= insert_nice <= 19:
+            raise ValueError(f"insert_nice must be an integer from 0 to 19, got {insert_nice!r}")
         if dsn.startswith("chdb:"):
-            return cls._connect_embedded(dsn, database, retention_days, cluster, readers)
+            store = cls._connect_embedded(dsn, database, retention_days, cluster, readers)
+            store._insert_settings["os_thread_priority"] = insert_nice
+            return store
         if not dsn.startswith(("http://", "https://")):
             raise StorageError(f"unsupported storage DSN {_redact(dsn)!r}: use chdb:///abs/path or http(s)://host:8123")
         opened: list[Client] = []
@@ -377,7 +386,7 @@ class Store:
         if not dedup_token:
             raise ValueError("dedup_token must be a non-empty string derived from the batch's identity")
         data = _fill_defaults(table, columns, values)
-        settings = dict(_INSERT_SETTINGS, insert_deduplication_token=dedup_token)
+        settings = dict(self._insert_settings, insert_deduplication_token=dedup_token)
         if self.cluster:
             settings["distributed_foreground_insert"] = 1  # acknowledged = written on the shards
         with self._write_lock:

@@ -1,0 +1,47 @@
+"""CPU priority of the collector's ingest threads.
+
+Under CPU contention the API's queries (a person waiting on a dashboard) should win over
+ingest, which a write-ahead log already buffers: the decode threads, the writer thread and,
+on the embedded store, the threads chDB runs the writer's inserts on get a higher nice value
+(``Settings.ingest_nice``). Nice only orders threads that compete for a core: on an idle
+machine ingest runs as fast as before.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import structlog
+
+__all__ = ["lower_thread_priority", "thread_nice"]
+
+log = structlog.get_logger("llmpulse.collector")
+
+
+def thread_nice(native_id: int | None = None) -> int:
+    """The nice value of an OS thread (the calling one by default); 0 where unsupported."""
+    if not hasattr(os, "getpriority"):
+        return 0
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id() if native_id is None else native_id)
+    except OSError:
+        return 0
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling OS thread's nice value to ``nice`` (never lowers it); 0 leaves it alone.
+
+    Linux applies ``setpriority(PRIO_PROCESS, tid)`` to that one thread; raising nice needs no
+    privilege. Where that is not possible the thread keeps its priority and a warning is logged.
+    """
+    if not 0 <= nice <= 19:
+        raise ValueError(f"nice must be from 0 to 19, got {nice!r}")
+    if nice == 0 or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError as exc:
+        log.warning("thread_priority_unchanged", thread=threading.current_thread().name, error=str(exc))
