@@ -520,6 +520,7 @@ def _open(cfg: Settings) -> Collector:
             max_spans_per_request=cfg.max_spans_per_request,
             max_attribute_chars=cfg.max_attribute_chars,
             max_content_chars=cfg.max_content_chars,
+            retention_days=cfg.retention_days,
         ),
         prices=PriceBook(),
         refusals=RefusalDetector(),

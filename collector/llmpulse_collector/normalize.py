@@ -234,6 +234,7 @@ class Normalizer:
         "_refusals",
         "_span_row",
         "assertions",
+        "ingested_at_ms",
         "problems",
         "rejected",
         "spans",
@@ -249,6 +250,7 @@ class Normalizer:
         refusals: RefusalDetector,
         ingested_at_ms: int,
     ) -> None:
+        self.ingested_at_ms = ingested_at_ms
         self._attr_chars = max_attribute_chars
         self._content_chars = max_content_chars
         self._prices = prices
@@ -331,7 +333,8 @@ class Normalizer:
         if not genai:
             row["finish_reasons"] = []
         else:
-            ex = self._extract(attrs)
+            # The SDK's own verdict makes the reply's text (a JSON parse) unnecessary.
+            ex = self._extract(attrs, output_text=type(get("llmpulse.refusal")) is not bool)
             provider = _semconv.provider_of(attrs) or ""
             request_model = _semconv.request_model_of(attrs) or ""
             response_model = ex.response_model or ""
@@ -462,9 +465,9 @@ class Normalizer:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _extract(self, attrs: dict[str, Any]) -> Extracted:
+    def _extract(self, attrs: dict[str, Any], *, output_text: bool) -> Extracted:
         try:
-            return _semconv.from_attributes(attrs)
+            return _semconv.from_attributes(attrs, output_text=output_text)
         except Exception:
             # Defensive: _semconv is meant never to raise (it once did on a token count "²"
             # and on `"parts": 5`); if some new shape makes it, read the span again without
@@ -480,7 +483,7 @@ class Normalizer:
                 if k != "gen_ai.output.messages" and not (k in _TOKEN_KEYS and type(v) is str)
             }
             try:
-                return _semconv.from_attributes(safe)
+                return _semconv.from_attributes(safe, output_text=output_text)
             except Exception:
                 return Extracted()
 

@@ -115,8 +115,12 @@ def _messages_text(raw: Any) -> str | None:
     return "".join(texts) if texts else None
 
 
-def from_attributes(attrs: Mapping[str, Any]) -> Extracted:
-    """Everything known about a model call's outcome, from its span attributes."""
+def from_attributes(attrs: Mapping[str, Any], *, output_text: bool = True) -> Extracted:
+    """Everything known about a model call's outcome, from its span attributes.
+
+    ``output_text=False`` skips reading the reply's text (it parses the output messages'
+    JSON): for a caller that already has a refusal verdict and needs nothing else from it.
+    """
     ex = Extracted()
     model = _first(attrs, _RESPONSE_MODEL_KEYS)
     ex.response_model = model if isinstance(model, str) else None
@@ -134,11 +138,14 @@ def from_attributes(attrs: Mapping[str, Any]) -> Extracted:
         ex.finish_reasons = [r for r in reasons if isinstance(r, str)]
     elif isinstance(attrs.get("gen_ai.completion.0.finish_reason"), str):
         ex.finish_reasons = [attrs["gen_ai.completion.0.finish_reason"]]
-    text = _messages_text(attrs.get("gen_ai.output.messages"))
-    if text is None:
+    if not output_text:
+        text: str | None = None
+    else:
+        text = _messages_text(attrs.get("gen_ai.output.messages"))
+    if text is None and output_text:
         value = _first(attrs, _OUTPUT_TEXT_KEYS)
         text = value if isinstance(value, str) else None
-    if text is None and attrs.get("output.mime_type", "text/plain") == "text/plain":
+    if text is None and output_text and attrs.get("output.mime_type", "text/plain") == "text/plain":
         value = attrs.get("output.value")
         text = value if isinstance(value, str) else None
     ex.output_text = text or ""

@@ -190,3 +190,20 @@ def test_storage_outage_fills_the_log_then_503_then_everything_drains(
 
         wait_for(all_stored, timeout=60)
         assert httpx.get(f"{url}/readyz").status_code == 200
+
+
+def test_spans_past_the_retention_get_a_partial_success_not_a_silent_loss(collector: str) -> None:
+    now = time.time_ns()
+    spans = [
+        {"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}", "name": name, "startTimeUnixNano": str(start),
+         "endTimeUnixNano": str(start + 10**9)}
+        for i, (name, start) in enumerate((("recent", now - 10**9), ("ancient", now - 31 * 86_400 * 10**9)))
+    ]  # fmt: skip
+    body = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]}
+    response = httpx.post(f"{collector}/v1/traces", json=body)
+    assert response.status_code == 200
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1"
+    assert "spans[1].startTimeUnixNano: started before the store's retention window" in partial["errorMessage"]
+    assert wait_for(lambda: httpx.get(f"{collector}/api/traces/{1:032x}").status_code == 200)
+    assert httpx.get(f"{collector}/api/traces/{2:032x}").status_code == 404

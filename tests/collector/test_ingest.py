@@ -263,6 +263,24 @@ def _span(**fields: Any) -> Span:
     return Span(**base)
 
 
+def test_spans_older_than_the_retention_are_rejected_not_acknowledged_and_lost() -> None:
+    # The store's TTL would delete such a span at once, after the client heard it was kept.
+    now, day = 1_800_000_000_000_000_000, 86_400 * 10**9
+    starts = {"fresh": now - 29 * day, "edge": now - 30 * day, "expired": now - 30 * day - 1}
+    pb = _wrap(*(_span(name=n, start_time_unix_nano=t, end_time_unix_nano=t + 10**9) for n, t in starts.items()))
+    js = jbody(*(jspan(name=n, startTimeUnixNano=str(t), endTimeUnixNano=str(t + 10**9)) for n, t in starts.items()))
+    why = "started before the store's retention window (LLMPULSE_RETENTION_DAYS): it would be deleted at once"
+    for body, content_type, where in (
+        (pb, PROTOBUF, "resource_spans[0].scope_spans[0].spans[2].start_time_unix_nano"),
+        (js, JSON, "resourceSpans[0].scopeSpans[0].spans[2].startTimeUnixNano"),
+    ):
+        result = decode(body, content_type, retention_days=30)
+        assert [r["name"] for r in result.spans] == ["fresh", "edge"]
+        assert result.rejected == 1
+        assert result.errors == [f"{where}: {why}"]
+        assert len(decode(body, content_type).spans) == 3  # no retention limit: all kept
+
+
 def test_invalid_utf8_in_a_protobuf_string_is_400() -> None:
     body = _wrap(_span(name="NAME"))
     bad = body.replace(b"NAME", b"N\xffME")

@@ -932,3 +932,28 @@ def test_genai_names_on_a_non_genai_span_stay_in_attributes() -> None:
     (row,) = decode(otlp_json(jspan(attrs)), JSON).spans
     assert (row["is_llm"], row["input_tokens"]) == (0, 0)
     assert orjson.loads(row["attributes"]) == {"openinference.span.kind": "CHAIN", "llm.token_count.prompt": 12}
+
+
+def test_a_refusal_verdict_on_the_span_wins_over_the_heuristic() -> None:
+    # The SDK decided (no refusal) and the reply's text is not read; without a verdict the
+    # collector's own heuristic reads it and finds one.
+    tracer, memory = otel_tracer({"service.name": "bot"})
+    reply = (
+        '[{"role": "assistant", "parts": [{"type": "text", "content": "I\'m sorry, but I can\'t help with that."}]}]'
+    )
+    for name, verdict in (("decided", {"llmpulse.refusal": False}), ("undecided", {})):
+        with tracer.start_as_current_span(name, kind=SpanKind.CLIENT) as s:
+            s.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.output.messages": reply,
+                    **verdict,
+                }
+            )
+    for result in both(memory.get_finished_spans()):
+        rows = by_name(result)
+        assert (rows["decided"]["refusal"], rows["decided"]["refusal_source"]) == (0, "")
+        assert (rows["undecided"]["refusal"], rows["undecided"]["refusal_source"]) == (1, "heuristic")
+        assert rows["decided"]["output"] == rows["undecided"]["output"] != ""

@@ -51,6 +51,9 @@ class Limits:
             this many characters and marked ``…[truncated N chars]``.
         max_content_chars: the ``input`` and ``output`` columns (prompt and completion
             messages) are cut to this, with the same marker.
+        retention_days: spans that started longer ago than this are rejected (partial
+            success, with the reason): the store's TTL would delete them at once, after the
+            client was told they were kept. None: no such check.
     """
 
     max_body_bytes: int = 16 << 20
@@ -58,6 +61,7 @@ class Limits:
     max_spans_per_request: int = 50_000
     max_attribute_chars: int = 65_536
     max_content_chars: int = 32_768
+    retention_days: int | None = None
 
 
 @dataclass

@@ -231,7 +231,19 @@ def _check_count(total: int, limits: Limits) -> None:
         )
 
 
-def _span_problem(tid: bytes, sid: bytes, pid: bytes, start: int, end: int) -> tuple[int, str, str] | None:
+_EXPIRED = "started before the store's retention window (LLMPULSE_RETENTION_DAYS): it would be deleted at once"
+
+
+def _oldest_start(norm: Normalizer, limits: Limits) -> int:
+    """The earliest start (ns) a span may have to be kept: 0 without a retention limit."""
+    if limits.retention_days is None:
+        return 0
+    return norm.ingested_at_ms * 1_000_000 - limits.retention_days * 86_400 * 10**9
+
+
+def _span_problem(
+    tid: bytes, sid: bytes, pid: bytes, start: int, end: int, oldest: int = 0
+) -> tuple[int, str, str] | None:
     """The first problem that makes a span invalid: (field index, problem kind, description)."""
     if len(tid) != 16:
         return 0, "length", f"expected 16 bytes, got {len(tid)}" if tid else "missing"
@@ -253,6 +265,12 @@ def _span_problem(tid: bytes, sid: bytes, pid: bytes, start: int, end: int) -> t
         return 4, "range", f"{end} is out of range (past the year 2262)"
     if end < start:
         return 4, "order", f"the span ends before it starts ({end} < {start})"
+    if start < oldest:
+        return (
+            3,
+            "expired",
+            "started before the store's retention window (LLMPULSE_RETENTION_DAYS): it would be deleted at once",
+        )
     return None
 
 
@@ -271,6 +289,7 @@ def _protobuf_request(body: bytes, norm: Normalizer, limits: Limits) -> None:
     resource_spans = request.resource_spans
     _check_count(sum(len(ss.spans) for rs in resource_spans for ss in rs.scope_spans), limits)
     lim = limits.max_attribute_chars
+    oldest = _oldest_start(norm, limits)
     problems = norm.problems
     add_span = norm.span
     for ri, rs in enumerate(resource_spans):
@@ -287,11 +306,12 @@ def _protobuf_request(body: bytes, norm: Normalizer, limits: Limits) -> None:
                     len(tid) == 16
                     and len(sid) == 8
                     and 0 < start <= end < _END_OF_TIME
+                    and start >= oldest
                     and (not pid or len(pid) == 8)
                     and tid != _ZERO_TRACE
                     and sid != _ZERO_SPAN
                 ):  # the common case in one test; _span_problem says what is wrong
-                    problem = _span_problem(tid, sid, pid, start, end)
+                    problem = _span_problem(tid, sid, pid, start, end, oldest)
                     assert problem is not None
                     field = _PB_FIELDS[problem[0]]
                     norm.reject(
@@ -472,6 +492,7 @@ def _json_request(body: bytes, norm: Normalizer, limits: Limits) -> None:
     _check_count(total, limits)
 
     lim = limits.max_attribute_chars
+    oldest = _oldest_start(norm, limits)
     problems = norm.problems
     for path, res_attrs, scopes in batches:
         try:
@@ -481,12 +502,12 @@ def _json_request(body: bytes, norm: Normalizer, limits: Limits) -> None:
         for spath, scope_name, spans in scopes:
             for i, sp in enumerate(spans):
                 try:
-                    _json_span(sp, resource, scope_name, norm, lim)
+                    _json_span(sp, resource, scope_name, norm, lim, oldest)
                 except _Bad as exc:
                     norm.reject(exc.key, f"{spath}.spans[{i}]{exc.where}: {exc.what}")
 
 
-def _json_span(sp: Any, resource: Resource, scope: str, norm: Normalizer, lim: int) -> None:
+def _json_span(sp: Any, resource: Resource, scope: str, norm: Normalizer, lim: int, oldest: int) -> None:
     if type(sp) is not dict:
         raise _Bad("", f"expected a span object, got {_kind(sp)}", "span:type")
     tid = _json_id(sp, 0, 16)
@@ -494,7 +515,7 @@ def _json_span(sp: Any, resource: Resource, scope: str, norm: Normalizer, lim: i
     pid = _json_id(sp, 2, 8) if sp.get("parentSpanId") else b""
     start = _json_time(sp.get("startTimeUnixNano"), ".startTimeUnixNano")
     end = _json_time(sp.get("endTimeUnixNano"), ".endTimeUnixNano")
-    problem = _span_problem(tid, sid, pid, start, end)
+    problem = _span_problem(tid, sid, pid, start, end, oldest)
     if problem is not None:
         field = _JSON_FIELDS[problem[0]]
         raise _Bad(f".{field}", problem[2], f"{field}:{problem[1]}")
