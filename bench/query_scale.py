@@ -123,9 +123,9 @@ def serve_and_measure(data_dir: Path, trace_ids: list[str], args: argparse.Names
         out["trace"] = _median_ms(port, paths, args.repeat)
         out["stats_1h_ingest"], out["ingest_rate"] = _under_ingest(port, args)
         out["rss_mib"] = _peak_rss_mib(proc.pid)
-    # The same under ingest, with ingest at the API's CPU priority: what ingest_nice buys.
-    with running_collector(data_dir, env={**os.environ, "LLMPULSE_INGEST_NICE": "0"}, startup_s=300) as (port, _):
-        out["stats_1h_ingest_nice0"], out["ingest_rate_nice0"] = _under_ingest(port, args)
+    # The same under ingest with ingest at a lower CPU priority: what LLMPULSE_INGEST_NICE buys.
+    with running_collector(data_dir, env={**os.environ, "LLMPULSE_INGEST_NICE": "10"}, startup_s=300) as (port, _):
+        out["stats_1h_ingest_nice10"], out["ingest_rate_nice10"] = _under_ingest(port, args)
     return out
 
 
@@ -216,6 +216,7 @@ def main() -> int:
     command = "python bench/query_scale.py" + (f" --spans {args.spans}" if args.spans != 10_000_000 else "")
     n = f"{info['spans'] / 1e6:g}M spans"
     ingest = f"{http_ms['ingest_rate']:,.0f} spans/s"
+    nice10, nice0 = http_ms["stats_1h_ingest_nice10"], http_ms["stats_1h_ingest"]
     rows = [
         Row(f"GET /api/stats 24 h by model ({n})", round(http_ms["stats_24h_by_model"], 1), "ms",
             "same answer from raw spans (GROUP BY, no HTTP)", round(base["stats_24h_by_model_raw"], 1),
@@ -228,9 +229,9 @@ def main() -> int:
             "same answer from raw spans (GROUP BY, no HTTP, no ingest)", round(base["stats_1h_raw"], 1),
             round(base["stats_1h_direct"] / base["stats_1h_raw"], 3),
             "≤ 50 ms", http_ms["stats_1h_ingest"] <= TARGETS_MS["stats_1h_ingest"], command),
-        Row(f"... the same with ingest at the API's CPU priority (ingest_nice=0), "
-            f"ingest at {http_ms['ingest_rate_nice0']:,.0f} spans/s",
-            round(http_ms["stats_1h_ingest_nice0"], 1), "ms", None, None, None, None, None, command),
+        Row(f"... the same with LLMPULSE_INGEST_NICE=10, ingest at {http_ms['ingest_rate_nice10']:,.0f} spans/s",
+            round(nice10, 1), "ms", "ingest at the API's CPU priority (the default)", round(nice0, 1),
+            round(nice10 / nice0, 3), "≤ 50 ms", nice10 <= TARGETS_MS["stats_1h_ingest"], command),
         Row(f"GET /api/traces/{{id}} ({n})", round(http_ms["trace"], 1), "ms",
             "its spans without the trace_id skip index (no HTTP)", round(base["trace_spans_unindexed"], 1),
             round(base["trace_spans_indexed"] / base["trace_spans_unindexed"], 3),

@@ -49,11 +49,12 @@ class Settings(BaseSettings):
         default=0.1, gt=0, le=10, description="stop growing a batch once no request has come for this long"
     )
     ingest_nice: int = Field(
-        default=10,
+        default=0,
         ge=0,
         le=19,
-        description="nice value of the ingest threads (decode, writer, embedded inserts): under CPU "
-        "contention API queries go first; 0 gives ingest the same priority",
+        description="nice value of the ingest threads (decode, writer, embedded inserts), e.g. 10: under CPU "
+        "contention API queries go first. Only where the collector has a cgroup of its own (a container, a "
+        "systemd unit): there nice orders its own threads only, elsewhere every other process beats ingest",
     )
     query_readers: int = Field(
         default=4, ge=1, le=64, description="ClickHouse queries the API may run at once (one client each)"
