@@ -174,7 +174,7 @@ def stats(
         + f"\n)\nGROUP BY {select_akeys}m_name\nORDER BY m_name"
     )
     # Independent statements: run side by side (each one's fixed cost overlaps the other's).
-    span_rows, assertion_rows = store.query_many([(span_sql, plan.params), (assertion_sql, plan.params)])
+    span_rows, assertion_rows = store.query_many([(sql, plan.params_of(sql)) for sql in (span_sql, assertion_sql)])
     groups: list[dict[str, Any]] = []
     by_assertion_key: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in span_rows:
@@ -225,6 +225,10 @@ class _Plan:
         self.params: dict[str, Any] = {"project": project}
         for key, value in filters.items():
             self.params[f"f_{key}"] = value
+
+    def params_of(self, sql: str) -> dict[str, Any]:
+        """The bound values ``sql`` refers to (a server may refuse parameters a statement lacks)."""
+        return {name: value for name, value in self.params.items() if f"{{{name}:" in sql}
 
     def _bind(self, value: int) -> str:
         name = f"p{len(self.params)}"
