@@ -380,11 +380,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"traces": rows, "next_before": next_before}
 
     @app.get("/api/traces/{trace_id}", summary="Every span of one trace, with assertions and content")
-    async def api_trace(trace_id: str, collector: Dep, project: Project) -> dict[str, Any]:
+    async def api_trace(
+        trace_id: str,
+        collector: Dep,
+        project: Project,
+        around: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=2**63 - 1,
+                description="a time inside the trace in unix ns (the listing's start): reads only spans "
+                "within an hour of it, found by time instead of by searching every day",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
         tid = trace_id.strip().lower()
         if not _HEX32.match(tid):
             raise ApiError(400, "trace_id must be 32 hexadecimal characters")
-        trace = await _query(queries.trace, collector.store, project, tid)
+        trace = await _query(queries.trace, collector.store, project, tid, around_ns=around)
         if trace is None:
             raise ApiError(404, f"no trace {tid} in this project")
         result: dict[str, Any] = trace

@@ -64,6 +64,9 @@ def test_sdk_spans_reach_stats_and_traces(collector: str) -> None:
     listing = httpx.get(f"{collector}/api/traces", params={"refusal": "true"}).json()
     assert [t["trace_id"] for t in listing["traces"]] == [traces[2]]
     detail = httpx.get(f"{collector}/api/traces/{traces[2]}").json()
+    # The listing's start as a hint: the same trace, found by time.
+    around = {"around": listing["traces"][0]["start"]}
+    assert httpx.get(f"{collector}/api/traces/{traces[2]}", params=around).json() == detail
     names = sorted(s["name"] for s in detail["spans"])
     assert names == ["chat gpt-4o-mini", "handle"]
     llm_span = next(s for s in detail["spans"] if s["name"] == "chat gpt-4o-mini")
@@ -116,6 +119,10 @@ def test_query_parameters_are_validated(collector: str) -> None:
     assert httpx.get(f"{collector}/api/stats", params={"window": 5}).status_code == 400
     assert httpx.get(f"{collector}/api/traces/not-a-trace").status_code == 400
     assert httpx.get(f"{collector}/api/traces/{'b' * 32}").status_code == 404
+    for around in ("0", "-1", "soon", str(2**63)):
+        r = httpx.get(f"{collector}/api/traces/{'b' * 32}", params={"around": around})
+        assert r.status_code == 400, around
+        assert "around" in r.json()["error"]
     r = httpx.get(f"{collector}/api/traces", params={"service": "x' OR 1=1 --"})
     assert r.status_code == 200
     assert r.json()["traces"] == []

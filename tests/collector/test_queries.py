@@ -413,6 +413,20 @@ def test_trace_detail(data: Data) -> None:
     assert detail["feedback"] == []
 
 
+def test_trace_lookup_around_a_time_reads_the_same_trace(data: Data) -> None:
+    info = next(t for t in data.traces if t["label"] == "prod-0")
+    whole = queries.trace(data.store, "acme", info["trace_id"])
+    assert whole is not None
+    for around in (info["start"], info["start"] - 59 * MINUTE, info["start"] + 59 * MINUTE):
+        assert queries.trace(data.store, "acme", info["trace_id"], around_ns=around) == whole
+    # Outside the hour around it, the trace is not there (as in the listing's window).
+    assert queries.trace(data.store, "acme", info["trace_id"], around_ns=info["start"] + 61 * MINUTE) is None
+    assert queries.trace(data.store, "other", info["trace_id"], around_ns=info["start"]) is None
+    for bad in (0, -5, True, 1.5):
+        with pytest.raises(ValueError, match="around_ns must be a positive integer"):
+            queries.trace(data.store, "acme", info["trace_id"], around_ns=bad)  # type: ignore[arg-type]
+
+
 def test_trace_is_per_project_and_none_when_absent(data: Data) -> None:
     trace_id = data.by_name["prod-0"]
     assert queries.trace(data.store, "other", trace_id) is None

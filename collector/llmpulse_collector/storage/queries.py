@@ -529,8 +529,20 @@ _ASSERTIONS_OF_TRACE_SQL = (
 )
 
 
-def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
+_DETAIL_AROUND_SQL = _DETAIL_SQL.replace(
+    "WHERE ",
+    "WHERE start_time >= fromUnixTimestamp64Nano({t_lo:Int64})\n"
+    "  AND start_time <= fromUnixTimestamp64Nano({t_hi:Int64})\n  AND ",
+    1,
+)
+
+
+def trace(store: Store, project: str, trace_id: str, *, around_ns: int | None = None) -> dict[str, Any] | None:
     """One trace with every span, its assertion results and feedback; None if ``project`` has no such trace.
+
+    ``around_ns``, a time inside the trace (the ``start`` that ``traces`` lists), lets the
+    store skip to it by time instead of searching every day for the id: only spans starting
+    within ``TRACE_SLACK_NS`` of it are read (as the listing reads them).
 
     Returns ``{"trace_id", "start" (ns), "duration_s", "spans": [...], "feedback": [...]}``.
     Each span holds every column but ``project`` (``start``/``end`` in ns, ``ingested_at_ms``,
@@ -540,10 +552,19 @@ def trace(store: Store, project: str, trace_id: str) -> dict[str, Any] | None:
     project = _project(project)
     if not isinstance(trace_id, str):
         raise ValueError(f"trace_id must be a string, got {type(trace_id).__name__}")
-    params = {"project": project, "trace_id": trace_id}
+    params: dict[str, Any] = {"project": project, "trace_id": trace_id}
+    detail_sql, detail_params = _DETAIL_SQL, params
+    if around_ns is not None:
+        around_ns = _positive_int(around_ns, "around_ns")
+        detail_sql = _DETAIL_AROUND_SQL
+        detail_params = {
+            **params,
+            "t_lo": max(0, around_ns - TRACE_SLACK_NS),
+            "t_hi": min(around_ns + TRACE_SLACK_NS, 2**63 - 1),
+        }
     # The spans and their assertion results side by side: both find the trace by its bloom
     # filter, so neither needs the other's answer.
-    rows, assertion_rows = store.query_many([(_DETAIL_SQL, params), (_ASSERTIONS_OF_TRACE_SQL, params)])
+    rows, assertion_rows = store.query_many([(detail_sql, detail_params), (_ASSERTIONS_OF_TRACE_SQL, params)])
     if not rows:
         return None
     spans: list[dict[str, Any]] = []
