@@ -307,11 +307,18 @@ class Finisher:
     def _capture_input(self, attrs: dict[str, AttrValue], call: LLMCall) -> None:
         pairs = _messages.simple_chat(call.args, call.kwargs)
         if pairs is not None:
-            # The common shape, written straight to JSON: the same bytes as below.
+            # The common shape, written straight to JSON: the same bytes as below, in one
+            # join (each `+` would copy the 2 KB system prompt again).
             if pairs:
                 text_json = self._text_json
-                body = b",".join(_message_head(role) + text_json(text) + b"}]}" for role, text in pairs)
-                attrs["gen_ai.input.messages"] = (b"[" + body + b"]").decode()
+                out = [b"["]
+                add = out.append
+                for role, text in pairs:
+                    add(_message_head(role))
+                    add(text_json(text))
+                    add(b"}]},")
+                out[-1] = b"}]}]"
+                attrs["gen_ai.input.messages"] = b"".join(out).decode()
             return
         messages = _messages.input_messages(call.args, call.kwargs)
         if messages:
@@ -324,9 +331,12 @@ class Finisher:
         if text and not ex.tool_calls:
             # A text reply, the usual case: the same bytes as the general path below.
             reason = ex.finish_reasons[0] if ex.finish_reasons else "stop"
-            return (
-                _OUTPUT_HEAD + self._text_json(text) + b'}],"finish_reason":' + orjson.dumps(reason) + b"}]"
-            ).decode()
+            tail = _OUTPUT_TAILS.get(reason)
+            if tail is None:
+                tail = b'}],"finish_reason":' + orjson.dumps(reason) + b"}]"
+                if len(_OUTPUT_TAILS) < 64:  # finish reasons are few; odd ones are not kept
+                    _OUTPUT_TAILS[reason] = tail
+            return b"".join((_OUTPUT_HEAD, self._text_json(text), tail)).decode()
         out = _messages.output_messages(ex)
         if not out:
             return None
@@ -412,6 +422,7 @@ def _event_attributes(outcome: Outcome) -> SharedAttributes:
 
 
 _OUTPUT_HEAD = b'[{"role":"assistant","parts":[{"type":"text","content":'
+_OUTPUT_TAILS: dict[str, bytes] = {}
 _MESSAGE_HEADS: dict[str, bytes] = {}
 
 
