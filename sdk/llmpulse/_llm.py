@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from . import _extract, _messages, _semconv, _stream
-from ._checks import Check, CheckContext, Outcome, _error_outcome, make_context, outcome_of
+from ._checks import Check, Outcome, _error_outcome, make_context, outcome_of
 from ._cost import PriceBook
 from ._extract import Extracted
 from ._prompt import Prompt
@@ -249,31 +249,39 @@ class Finisher:
             )
             events = span.events
             end_ns = span.end_ns
+            passes = self._passes
             for check in checks:
-                ev, passed = self._evaluate(check, ctx)
+                # Checks return one ``CheckResult`` object for their pass (precomputed, as
+                # the built-in ones do), so the attributes built for a passing result are
+                # kept with it and reused while the check keeps returning that very object
+                # (inlined here, the common case; _evaluate does the rest).
+                try:
+                    result = check(ctx)
+                except Exception as exc:  # a broken assertion must never break the app
+                    ev: dict[str, AttrValue] = _event_attributes(_error_outcome(check, exc))
+                    failed = True
+                else:
+                    try:
+                        hit = passes.get(check)
+                    except TypeError:  # a check class that defines __eq__ without __hash__
+                        hit = None
+                    if hit is not None and hit[0] is result:
+                        ev = hit[1]
+                    else:
+                        ev, passed = self._evaluate(check, result)
+                        failed = failed or not passed
                 events.append(SpanEvent(EVALUATION_EVENT, end_ns, ev))
-                failed = failed or not passed
         return refusal or failed
 
-    def _evaluate(self, check: Check, ctx: CheckContext) -> tuple[dict[str, AttrValue], bool]:
-        """Run one check: its evaluation event's attributes, and whether it passed.
-
-        Checks return one ``CheckResult`` object for their pass (precomputed, as the
-        built-in ones do), so the attributes built for a passing result are kept with it
-        and reused while the check keeps returning that very object. Fails usually carry
-        a reason made for the call and are built each time.
-        """
-        try:
-            result = check(ctx)
-        except Exception as exc:  # a broken assertion must never break the app
-            return _event_attributes(_error_outcome(check, exc)), False
+    def _evaluate(self, check: Check, result: object) -> tuple[dict[str, AttrValue], bool]:
+        """One check's result (not a kept pass): its evaluation event's attributes, and
+        whether it passed. Fails usually carry a reason made for the call and are built
+        each time; a pass is kept for the next call."""
         memo: dict[Check, tuple[object, SharedAttributes]] | None = self._passes
         try:
-            hit = self._passes.get(check)
+            hash(check)
         except TypeError:  # a check class that defines __eq__ without __hash__
-            hit = memo = None
-        if hit is not None and hit[0] is result:
-            return hit[1], True
+            memo = None
         outcome = outcome_of(check, result)
         attrs = _event_attributes(outcome)
         passed = outcome.label == "pass"
