@@ -310,3 +310,48 @@ def test_init_compiles_the_refusal_patterns_in_the_background() -> None:
             time.sleep(0.01)
         assert _compiled.cache_info().currsize == 1  # compiled with no span recorded
         assert all(t.daemon for t in threading.enumerate() if t.name == "llmpulse-warmup")
+
+
+class Unhashable(Flip):
+    """A check class that defines ``__eq__`` without ``__hash__``: its passes cannot be kept."""
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_a_check_that_cannot_be_hashed_is_evaluated_every_time() -> None:
+    import llmpulse
+
+    flip = Unhashable()
+    with testing.capture(assertions=[flip]) as exporter:
+
+        @llmpulse.llm(provider="openai", model="gpt-4o-mini")
+        def ask() -> dict[str, Any]:
+            return _reply("hey")
+
+        for _ in range(3):
+            ask()
+        spans = exporter.llm_spans()
+    assert [testing.evaluations(s) for s in spans] == [{"flip": "pass"}, {"flip": "fail"}, {"flip": "pass"}]
+    assert spans[0].events[0].attributes is not spans[2].events[0].attributes  # nothing kept
+    assert spans[1].attributes["llmpulse.refusal"] is False
+
+
+def test_the_otel_context_read_on_the_call_path_is_otels_current_context() -> None:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace as otel_trace
+
+    from llmpulse._client import _otel_current_context, _otel_parent
+
+    assert _otel_current_context() is otel_context.get_current()
+    assert _otel_parent() is None
+    ctx = otel_trace.SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=otel_trace.TraceFlags(1))
+    token = otel_context.attach(otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(ctx)))
+    try:
+        assert _otel_current_context() is otel_context.get_current()
+        assert _otel_parent() == ctx
+    finally:
+        otel_context.detach(token)
+    assert _otel_parent() is None
