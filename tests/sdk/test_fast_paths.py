@@ -143,6 +143,17 @@ def test_output_json_matches_general_path(ex: Extracted) -> None:
     assert finisher(max_content_chars=900)._output_json(ex) == general_output(finisher(max_content_chars=900), ex)
 
 
+def test_output_json_follows_every_finish_reason() -> None:
+    """The JSON tail after the reply is kept per finish reason: each reason, also odd ones,
+    ones needing escapes and more distinct ones than are kept, gives the general path's bytes."""
+    fin = finisher()
+    reasons = ["stop", "length", 'quo"te', "tab\there", "émoji 🙂", *(f"r{i}" for i in range(100))]
+    for reason in reasons + reasons[::-1]:
+        ex = Extracted(output_text="hey there", finish_reasons=[reason])
+        assert fin._output_json(ex) == general_output(fin, ex)
+        assert orjson.loads(fin._output_json(ex) or "")[0]["finish_reason"] == orjson.loads(orjson.dumps(reason))
+
+
 def test_a_failing_redactor_still_hides_content_on_the_fast_path() -> None:
     def broken(text: str) -> str:
         raise RuntimeError("boom")
