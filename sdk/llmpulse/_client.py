@@ -20,6 +20,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import propagation as _otel_propagation
 
 from ._checks import Check
@@ -45,7 +46,22 @@ _current: contextvars.ContextVar[SpanRecord | None] = contextvars.ContextVar("ll
 # The key under which the OTel API keeps the current span. Reading it straight from the
 # current context skips get_current_span()'s INVALID_SPAN fallback on the hot path.
 _OTEL_SPAN_KEY: str | None = getattr(_otel_propagation, "_SPAN_KEY", None)
-_otel_current_context = otel_context.get_current
+
+
+def _otel_context_getter() -> Callable[[], otel_context.Context]:
+    """``opentelemetry.context.get_current``, or, when OTel runs its default contextvars
+    runtime context (``OTEL_PYTHON_CONTEXT`` unset), the ``get`` of the ContextVar behind
+    it: the same value without two Python calls. OTel picks its runtime context once, at
+    import."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(var, contextvars.ContextVar):
+        get: Callable[[], otel_context.Context] = var.get
+        return get
+    return otel_context.get_current
+
+
+_otel_current_context = _otel_context_getter()
 
 
 def _otel_parent() -> otel_trace.SpanContext | None:

@@ -52,8 +52,9 @@ def _internal_error(where: str) -> None:
 
 
 def _start(
-    client: Client, spec: LLMSpec, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool
+    spec: LLMSpec, stream: bool, client: Client, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> SpanRecord | None:
+    # spec and stream first: @llm binds them with functools.partial (no Python frame).
     try:
         return client.start_llm(spec, args, kwargs, stream)
     except Exception:
@@ -331,10 +332,7 @@ def llm(
         if not callable(fn):
             raise ConfigError(f"@llm decorates a function, got {fn!r}")
         streaming = inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)
-
-        def start(client: Client, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SpanRecord | None:
-            return _start(client, spec, args, kwargs, streaming)
-
+        start = functools.partial(_start, spec, streaming)
         return cast(F, _wrap(fn, start, otel=False, record_chunks=True))
 
     return decorate

@@ -276,7 +276,13 @@ class BatchProcessor:
         if self._thread is None:
             self._start()
         if len(queue) >= self._max_batch:
-            self._wake.set()
+            wake = self._wake
+            # Once a full batch waits, every enqueue lands here until the worker catches
+            # up; Event.set takes a lock and notifies each time, is_set is one read. The
+            # worker clears the event before it drains, so a span appended before this
+            # check is drained either way.
+            if not wake.is_set():
+                wake.set()
 
     def enqueue_feedback(self, item: dict[str, Any]) -> None:
         if self._shutdown:

@@ -210,15 +210,22 @@ def _apply_usage(u: object, ex: Extracted) -> None:
     cached: int | None
     written: int | None
     f = _fields(u)
-    inp = _int(f.get("prompt_tokens"))
+    v = f.get("prompt_tokens")
+    inp = v if type(v) is int and v >= 0 else None  # _int, inlined on the common path
     completion = f.get("completion_tokens")
     if inp is not None or completion is not None:
         # OpenAI Chat Completions / embeddings: prompt_tokens already includes the cache.
-        out = _int(completion)
-        in_d = _fields(f.get("prompt_tokens_details"))
-        cached = _int(in_d.get("cached_tokens"))
-        written = _int(in_d.get("cache_write_tokens"))
-        reasoning = _int(_get(f.get("completion_tokens_details"), "reasoning_tokens"))
+        out = completion if type(completion) is int and completion >= 0 else None
+        details = f.get("prompt_tokens_details")
+        if details is None:
+            cached = written = None
+        else:
+            in_d = _fields(details)
+            v = in_d.get("cached_tokens")
+            cached = v if type(v) is int and v >= 0 else None
+            written = _int(in_d.get("cache_write_tokens"))
+        details = f.get("completion_tokens_details")
+        reasoning = None if details is None else _int(_get(details, "reasoning_tokens"))
     else:
         inp = _int(f.get("input_tokens"))
         out = _int(f.get("output_tokens"))
@@ -273,8 +280,11 @@ def extract_response(obj: object) -> Extracted:
 
 def _fill_response(obj: object, ex: Extracted) -> None:
     f = _fields(obj)
-    ex.response_id = _nstr(f.get("id"))
-    ex.response_model = _nstr(f.get("model"))
+    # _nstr inlined: this runs on every call.
+    v = f.get("id")
+    ex.response_id = v if isinstance(v, str) and v else None
+    v = f.get("model")
+    ex.response_model = v if isinstance(v, str) and v else None
     choices = f.get("choices")
     if isinstance(choices, (list, tuple)):
         _chat_completion(choices, ex)
@@ -330,8 +340,8 @@ def _openai_tool_call(tc: object) -> dict[str, object] | None:
 def _chat_completion(choices: Sequence[object], ex: Extracted) -> None:
     for i, choice in enumerate(choices):
         c = _fields(choice)
-        reason = _nstr(c.get("finish_reason"))
-        if reason:
+        reason = c.get("finish_reason")
+        if isinstance(reason, str) and reason:
             ex.finish_reasons.append(reason)
         if i:
             continue  # text, refusal and tool calls come from the first choice
@@ -340,15 +350,18 @@ def _chat_completion(choices: Sequence[object], ex: Extracted) -> None:
             ex.output_text = _str(c.get("text")) or ""  # legacy Completions
             continue
         m = _fields(msg)
-        ex.output_text = _text_of(m.get("content"))
-        refusal = _nstr(m.get("refusal"))
-        if refusal:
+        content = m.get("content")
+        ex.output_text = content if isinstance(content, str) else _text_of(content)
+        refusal = m.get("refusal")
+        if isinstance(refusal, str) and refusal:
             ex.refusal = True
             ex.refusal_text = refusal
-        for tc in _list(m.get("tool_calls")):
-            call = _openai_tool_call(tc)
-            if call is not None:
-                ex.tool_calls.append(call)
+        tool_calls = m.get("tool_calls")
+        if tool_calls is not None:
+            for tc in _list(tool_calls):
+                call = _openai_tool_call(tc)
+                if call is not None:
+                    ex.tool_calls.append(call)
         fc = m.get("function_call")  # deprecated single function call
         if fc is not None:
             ex.tool_calls.append(_call(None, _get(fc, "name"), _parse_args(_get(fc, "arguments"))))

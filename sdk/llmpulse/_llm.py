@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from . import _extract, _messages, _semconv, _stream
-from ._checks import Check, CheckContext, Outcome, _error_outcome, make_context, outcome_of
+from ._checks import Check, Outcome, _error_outcome, make_context, outcome_of
 from ._cost import PriceBook
 from ._extract import Extracted
 from ._prompt import Prompt
@@ -249,31 +249,39 @@ class Finisher:
             )
             events = span.events
             end_ns = span.end_ns
+            passes = self._passes
             for check in checks:
-                ev, passed = self._evaluate(check, ctx)
+                # Checks return one ``CheckResult`` object for their pass (precomputed, as
+                # the built-in ones do), so the attributes built for a passing result are
+                # kept with it and reused while the check keeps returning that very object
+                # (inlined here, the common case; _evaluate does the rest).
+                try:
+                    result = check(ctx)
+                except Exception as exc:  # a broken assertion must never break the app
+                    ev: dict[str, AttrValue] = _event_attributes(_error_outcome(check, exc))
+                    failed = True
+                else:
+                    try:
+                        hit = passes.get(check)
+                    except TypeError:  # a check class that defines __eq__ without __hash__
+                        hit = None
+                    if hit is not None and hit[0] is result:
+                        ev = hit[1]
+                    else:
+                        ev, passed = self._evaluate(check, result)
+                        failed = failed or not passed
                 events.append(SpanEvent(EVALUATION_EVENT, end_ns, ev))
-                failed = failed or not passed
         return refusal or failed
 
-    def _evaluate(self, check: Check, ctx: CheckContext) -> tuple[dict[str, AttrValue], bool]:
-        """Run one check: its evaluation event's attributes, and whether it passed.
-
-        Checks return one ``CheckResult`` object for their pass (precomputed, as the
-        built-in ones do), so the attributes built for a passing result are kept with it
-        and reused while the check keeps returning that very object. Fails usually carry
-        a reason made for the call and are built each time.
-        """
-        try:
-            result = check(ctx)
-        except Exception as exc:  # a broken assertion must never break the app
-            return _event_attributes(_error_outcome(check, exc)), False
+    def _evaluate(self, check: Check, result: object) -> tuple[dict[str, AttrValue], bool]:
+        """One check's result (not a kept pass): its evaluation event's attributes, and
+        whether it passed. Fails usually carry a reason made for the call and are built
+        each time; a pass is kept for the next call."""
         memo: dict[Check, tuple[object, SharedAttributes]] | None = self._passes
         try:
-            hit = self._passes.get(check)
+            hash(check)
         except TypeError:  # a check class that defines __eq__ without __hash__
-            hit = memo = None
-        if hit is not None and hit[0] is result:
-            return hit[1], True
+            memo = None
         outcome = outcome_of(check, result)
         attrs = _event_attributes(outcome)
         passed = outcome.label == "pass"
@@ -307,11 +315,18 @@ class Finisher:
     def _capture_input(self, attrs: dict[str, AttrValue], call: LLMCall) -> None:
         pairs = _messages.simple_chat(call.args, call.kwargs)
         if pairs is not None:
-            # The common shape, written straight to JSON: the same bytes as below.
+            # The common shape, written straight to JSON: the same bytes as below, in one
+            # join (each `+` would copy the 2 KB system prompt again).
             if pairs:
                 text_json = self._text_json
-                body = b",".join(_message_head(role) + text_json(text) + b"}]}" for role, text in pairs)
-                attrs["gen_ai.input.messages"] = (b"[" + body + b"]").decode()
+                out = [b"["]
+                add = out.append
+                for role, text in pairs:
+                    add(_message_head(role))
+                    add(text_json(text))
+                    add(b"}]},")
+                out[-1] = b"}]}]"
+                attrs["gen_ai.input.messages"] = b"".join(out).decode()
             return
         messages = _messages.input_messages(call.args, call.kwargs)
         if messages:
@@ -324,9 +339,12 @@ class Finisher:
         if text and not ex.tool_calls:
             # A text reply, the usual case: the same bytes as the general path below.
             reason = ex.finish_reasons[0] if ex.finish_reasons else "stop"
-            return (
-                _OUTPUT_HEAD + self._text_json(text) + b'}],"finish_reason":' + orjson.dumps(reason) + b"}]"
-            ).decode()
+            tail = _OUTPUT_TAILS.get(reason)
+            if tail is None:
+                tail = b'}],"finish_reason":' + orjson.dumps(reason) + b"}]"
+                if len(_OUTPUT_TAILS) < 64:  # finish reasons are few; odd ones are not kept
+                    _OUTPUT_TAILS[reason] = tail
+            return b"".join((_OUTPUT_HEAD, self._text_json(text), tail)).decode()
         out = _messages.output_messages(ex)
         if not out:
             return None
@@ -412,6 +430,7 @@ def _event_attributes(outcome: Outcome) -> SharedAttributes:
 
 
 _OUTPUT_HEAD = b'[{"role":"assistant","parts":[{"type":"text","content":'
+_OUTPUT_TAILS: dict[str, bytes] = {}
 _MESSAGE_HEADS: dict[str, bytes] = {}
 
 

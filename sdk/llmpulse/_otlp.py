@@ -215,6 +215,7 @@ _KeyEntry = tuple[bytes, dict[Any, bytes], bytes, bytes, bytes]
 _VALUES_PER_KEY = 32
 _PACK_DOUBLE = struct.Struct("<d").pack
 _PACK_U16 = struct.Struct("<H").pack
+_PACK_U64 = struct.Struct("<Q").pack
 
 
 def _key_entry(cache: dict[str, _KeyEntry], key: str, tag: int) -> _KeyEntry:
@@ -348,6 +349,31 @@ def _cached_name(names: dict[str, bytes], name: str, tag: bytes) -> bytes:
     return f
 
 
+def _shared_pb(ea: SharedAttributes, event_keys: dict[str, _KeyEntry]) -> bytes:
+    """The encoded ``Event.attributes`` (3) fields of shared attributes, kept on them."""
+    pb = ea.pb
+    if pb is None:
+        encoded: list[bytes] = []
+        _encode_attrs(ea, 0x1A, event_keys, encoded)
+        pb = ea.pb = b"".join(encoded)
+    return pb
+
+
+def _shared_event(
+    ea: SharedAttributes, name: str, event_keys: dict[str, _KeyEntry], event_names: dict[str, bytes]
+) -> tuple[str, bytes, bytes]:
+    """A ``Span.events`` (11) field with these attributes and ``name`` is ``head``, the
+    time as fixed64, then ``tail``; returns and keeps ``(name, head, tail)`` on ``ea``."""
+    tail = _shared_pb(ea, event_keys)
+    if name:
+        f = event_names.get(name)
+        tail = (f if f is not None else _cached_name(event_names, name, b"\x12")) + tail
+    # Span.events (11), then Event.time_unix_nano (1, fixed64) up to its 8 bytes.
+    head = _tag_len(0x5A, 9 + len(tail)) + b"\x09"
+    ev = ea.event = (name, head, tail)
+    return ev
+
+
 class ProtobufEncoder:
     """OTLP/HTTP protobuf (``application/x-protobuf``), written by hand.
 
@@ -410,19 +436,24 @@ class ProtobufEncoder:
             if s.attributes:
                 _encode_attrs(s.attributes, 0x4A, span_keys, p)  # Span.attributes (9)
             for e in s.events:
-                ep: list[bytes] = [_FIXED64(0x09, e.time_ns)] if e.time_ns else []
+                ea = e.attributes
                 name = e.name
+                if type(ea) is SharedAttributes and e.time_ns:
+                    # The same event on every call but for its time: the framing and the
+                    # fields around the time are kept with the attributes.
+                    ev = ea.event
+                    if ev is None or ev[0] != name:
+                        ev = _shared_event(ea, name, event_keys, event_names)
+                    add(ev[1])
+                    add(_PACK_U64(e.time_ns))
+                    add(ev[2])
+                    continue
+                ep: list[bytes] = [_FIXED64(0x09, e.time_ns)] if e.time_ns else []
                 if name:
                     f = event_names.get(name)
                     ep.append(f if f is not None else _cached_name(event_names, name, b"\x12"))
-                ea = e.attributes
                 if type(ea) is SharedAttributes:
-                    pb = ea.pb
-                    if pb is None:
-                        encoded: list[bytes] = []
-                        _encode_attrs(ea, 0x1A, event_keys, encoded)
-                        pb = ea.pb = b"".join(encoded)
-                    ep.append(pb)
+                    ep.append(_shared_pb(ea, event_keys))
                 elif ea:
                     _encode_attrs(ea, 0x1A, event_keys, ep)  # Event.attributes (3)
                 body = b"".join(ep)

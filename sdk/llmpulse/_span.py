@@ -37,9 +37,12 @@ AttrValue = str | bool | int | float | Sequence[str] | Sequence[bool] | Sequence
 class SharedAttributes(dict[str, AttrValue]):
     """Attributes one instance of which many events carry (an assertion's passing outcome
     is the same on every call). Read-only by contract: the protobuf encoder keeps their
-    encoding in ``pb`` and reuses it."""
+    encoding in ``pb`` and ``event`` and reuses it."""
 
     pb: bytes | None = None
+    # (event name, bytes before the event's time, bytes after it): a whole Span.events
+    # field but for the time, kept by the protobuf encoder.
+    event: tuple[str, bytes, bytes] | None = None
 
 
 class SpanEvent:

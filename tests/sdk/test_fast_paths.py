@@ -143,6 +143,17 @@ def test_output_json_matches_general_path(ex: Extracted) -> None:
     assert finisher(max_content_chars=900)._output_json(ex) == general_output(finisher(max_content_chars=900), ex)
 
 
+def test_output_json_follows_every_finish_reason() -> None:
+    """The JSON tail after the reply is kept per finish reason: each reason, also odd ones,
+    ones needing escapes and more distinct ones than are kept, gives the general path's bytes."""
+    fin = finisher()
+    reasons = ["stop", "length", 'quo"te', "tab\there", "émoji 🙂", *(f"r{i}" for i in range(100))]
+    for reason in reasons + reasons[::-1]:
+        ex = Extracted(output_text="hey there", finish_reasons=[reason])
+        assert fin._output_json(ex) == general_output(fin, ex)
+        assert orjson.loads(fin._output_json(ex) or "")[0]["finish_reason"] == orjson.loads(orjson.dumps(reason))
+
+
 def test_a_failing_redactor_still_hides_content_on_the_fast_path() -> None:
     def broken(text: str) -> str:
         raise RuntimeError("boom")
@@ -310,3 +321,48 @@ def test_init_compiles_the_refusal_patterns_in_the_background() -> None:
             time.sleep(0.01)
         assert _compiled.cache_info().currsize == 1  # compiled with no span recorded
         assert all(t.daemon for t in threading.enumerate() if t.name == "llmpulse-warmup")
+
+
+class Unhashable(Flip):
+    """A check class that defines ``__eq__`` without ``__hash__``: its passes cannot be kept."""
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_a_check_that_cannot_be_hashed_is_evaluated_every_time() -> None:
+    import llmpulse
+
+    flip = Unhashable()
+    with testing.capture(assertions=[flip]) as exporter:
+
+        @llmpulse.llm(provider="openai", model="gpt-4o-mini")
+        def ask() -> dict[str, Any]:
+            return _reply("hey")
+
+        for _ in range(3):
+            ask()
+        spans = exporter.llm_spans()
+    assert [testing.evaluations(s) for s in spans] == [{"flip": "pass"}, {"flip": "fail"}, {"flip": "pass"}]
+    assert spans[0].events[0].attributes is not spans[2].events[0].attributes  # nothing kept
+    assert spans[1].attributes["llmpulse.refusal"] is False
+
+
+def test_the_otel_context_read_on_the_call_path_is_otels_current_context() -> None:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace as otel_trace
+
+    from llmpulse._client import _otel_current_context, _otel_parent
+
+    assert _otel_current_context() is otel_context.get_current()
+    assert _otel_parent() is None
+    ctx = otel_trace.SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=otel_trace.TraceFlags(1))
+    token = otel_context.attach(otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(ctx)))
+    try:
+        assert _otel_current_context() is otel_context.get_current()
+        assert _otel_parent() == ctx
+    finally:
+        otel_context.detach(token)
+    assert _otel_parent() is None

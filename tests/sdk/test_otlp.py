@@ -34,6 +34,7 @@ from llmpulse._span import (
     STATUS_ERROR,
     STATUS_OK,
     STATUS_UNSET,
+    SharedAttributes,
     SpanEvent,
     SpanRecord,
 )
@@ -420,6 +421,24 @@ def test_caches_never_confuse_values(fmt: str) -> None:
             assert_span(got, s)
         if fmt == "json":
             assert same_request(js.encode(spans), pb_body)
+
+
+def test_shared_event_attributes_keep_each_events_name_and_time() -> None:
+    """One SharedAttributes on many events: the encoder keeps their framing on it, which
+    must follow a change of event name, a different time, a zero time, and stay canonical
+    across a second, warm pass and a second encoder."""
+    shared = SharedAttributes({"gen_ai.evaluation.name": "x" * 200, "gen_ai.evaluation.score.value": 1.0})
+    names = ["gen_ai.evaluation.result", "other", "", "gen_ai.evaluation.result", "\ud800"]
+    spans = []
+    for i, name in enumerate(names):
+        s = make_span(span_id=i + 1)
+        s.events = [SpanEvent(name, T0 + i, shared), SpanEvent(name, 0, shared), SpanEvent("n", T0 + 2**40, shared)]
+        spans.append(s)
+    for enc in (ProtobufEncoder({}, *SCOPE), ProtobufEncoder(RESOURCE, *SCOPE)):
+        for _ in range(2):
+            for got, s in zip(only_spans(decode(enc.encode(spans))), spans, strict=True):
+                assert_span(got, s)
+    assert same_request(JsonEncoder({}, *SCOPE).encode(spans), ProtobufEncoder({}, *SCOPE).encode(spans))
 
 
 def test_protobuf_surrogates_everywhere() -> None:

@@ -42,7 +42,7 @@ def recording() -> Client | None:
 
 
 def begin(client: Client, spec: LLMSpec, kwargs: dict[str, Any], stream: bool) -> SpanRecord | None:
-    return _start(client, spec, (), kwargs, stream)
+    return _start(spec, stream, client, (), kwargs)
 
 
 def end(client: Client, span: SpanRecord | None, exc: BaseException | None = None) -> None:
