@@ -431,9 +431,9 @@ class SpanHandle:
         if self._span is None or client is None or not client.config.capture_content:
             return
         try:
-            import orjson
+            from ._llm import _dumps
 
-            text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+            text = value if isinstance(value, str) else _dumps(value).decode()
             self._span.attributes[key] = client.finisher.clean_text(text)
         except Exception:
             _internal_error("set_output")

@@ -19,6 +19,7 @@ from . import _extract, _messages, _semconv, _stream
 from ._checks import Check, Outcome, _error_outcome, make_context, outcome_of
 from ._cost import PriceBook
 from ._extract import Extracted
+from ._otlp_json import _scrub
 from ._prompt import Prompt
 from ._refusal import RefusalDetector
 from ._span import STATUS_ERROR, AttrValue, SharedAttributes, SpanEvent, SpanRecord
@@ -331,7 +332,7 @@ class Finisher:
         messages = _messages.input_messages(call.args, call.kwargs)
         if messages:
             self._clean_messages(messages)
-            attrs["gen_ai.input.messages"] = orjson.dumps(messages, default=str).decode()
+            attrs["gen_ai.input.messages"] = _dumps(messages).decode()
 
     def _output_json(self, ex: Extracted) -> str | None:
         """``gen_ai.output.messages`` as JSON, or None when the reply has no message."""
@@ -341,7 +342,7 @@ class Finisher:
             reason = ex.finish_reasons[0] if ex.finish_reasons else "stop"
             tail = _OUTPUT_TAILS.get(reason)
             if tail is None:
-                tail = b'}],"finish_reason":' + orjson.dumps(reason) + b"}]"
+                tail = b'}],"finish_reason":' + _dumps(reason) + b"}]"
                 if len(_OUTPUT_TAILS) < 64:  # finish reasons are few; odd ones are not kept
                     _OUTPUT_TAILS[reason] = tail
             return b"".join((_OUTPUT_HEAD, self._text_json(text), tail)).decode()
@@ -349,17 +350,17 @@ class Finisher:
         if not out:
             return None
         self._clean_messages(out)
-        return orjson.dumps(out).decode()
+        return _dumps(out).decode()
 
     def _text_json(self, text: str) -> bytes:
         """``text`` truncated, redacted and JSON-encoded; long repeated texts (system
         prompts) are cached."""
         if len(text) < _CACHE_MIN_CHARS:
-            return orjson.dumps(self._clean(text), default=str)
+            return _dumps(self._clean(text))
         cache = self._json_cache
         hit = cache.get(text)
         if hit is None:
-            hit = orjson.dumps(self._clean(text), default=str)
+            hit = _dumps(self._clean(text))
             if len(cache) >= _CACHE_MAX_ENTRIES:
                 cache.clear()
             cache[text] = hit
@@ -434,11 +435,21 @@ _OUTPUT_TAILS: dict[str, bytes] = {}
 _MESSAGE_HEADS: dict[str, bytes] = {}
 
 
+def _dumps(value: Any) -> bytes:
+    """``orjson.dumps`` that does not lose a span to a lone surrogate (half of a pair split
+    by a stream or a bad decode): such strings are written with ``?`` in its place, as the
+    OTLP encoders write them."""
+    try:
+        return orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_scrub(value), default=str)
+
+
 def _message_head(role: str) -> bytes:
     """``{"role":<role>,"parts":[{"type":"text","content":`` for one input message."""
     head = _MESSAGE_HEADS.get(role)
     if head is None:
-        head = b'{"role":' + orjson.dumps(role) + b',"parts":[{"type":"text","content":'
+        head = b'{"role":' + _dumps(role) + b',"parts":[{"type":"text","content":'
         if len(_MESSAGE_HEADS) < 64:  # roles are few; odd ones are not kept
             _MESSAGE_HEADS[role] = head
     return head

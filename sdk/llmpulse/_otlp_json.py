@@ -119,7 +119,7 @@ def _scrub(o: Any) -> Any:
         return _utf8(o).decode()
     if isinstance(o, dict):
         return {k: _scrub(v) for k, v in o.items()}
-    if isinstance(o, list):
+    if isinstance(o, list | tuple):
         return [_scrub(x) for x in o]
     return o
 

@@ -53,6 +53,33 @@ def test_sync_call_records_genai_semconv_attributes() -> None:
     assert span.end_ns > span.start_ns
 
 
+@pytest.mark.parametrize("long", [False, True])  # short texts and long (cached) ones take different paths
+def test_lone_surrogates_in_content_do_not_lose_the_span(long: bool) -> None:
+    # Half of a surrogate pair (a stream split an emoji, a bad decode) cannot be UTF-8; the
+    # span is kept with "?" in its place, as the OTLP encoders write such strings.
+    pad = " and more" * 40 if long else ""
+    response = openai_completion("hi \ud800 there" + pad, finish_reason="st\udc00op")
+
+    @llmpulse.llm(provider="openai", model="gpt-4o-mini")
+    def reply(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        return response
+
+    step_input = {"question": "why \udfff?"}
+    with testing.capture() as spans:
+        reply([{"role": "user", "content": "hey \udfff" + pad}])
+        reply([{"role": "user", "content": [{"type": "text", "text": "parts \udfff"}]}])  # the general path
+        with llmpulse.span("step") as step:
+            step.set_input(step_input)
+    assert llmpulse.sdk_stats() == {}
+    first, second, step_span = spans.spans
+    out = orjson.loads(str(first.attributes["gen_ai.output.messages"]))
+    assert out[0]["parts"][0]["content"] == "hi ? there" + pad
+    assert out[0]["finish_reason"] == "st?op"
+    assert orjson.loads(str(first.attributes["gen_ai.input.messages"]))[0]["parts"][0]["content"] == "hey ?" + pad
+    assert "parts ?" in str(second.attributes["gen_ai.input.messages"])
+    assert orjson.loads(str(step_span.attributes["llmpulse.input"])) == {"question": "why ??"}
+
+
 def test_decorator_keeps_signature_and_reraises_the_same_exception() -> None:
     class Boom(Exception):
         pass
