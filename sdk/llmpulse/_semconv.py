@@ -115,6 +115,18 @@ def _messages_text(raw: Any) -> str | None:
     return "".join(texts) if texts else None
 
 
+def _output_text(attrs: Mapping[str, Any]) -> str:
+    """The reply's text: current output messages, then older names, then OpenInference's."""
+    text = _messages_text(attrs.get("gen_ai.output.messages"))
+    if text is None:
+        value = _first(attrs, _OUTPUT_TEXT_KEYS)
+        text = value if isinstance(value, str) else None
+    if text is None and attrs.get("output.mime_type", "text/plain") == "text/plain":
+        value = attrs.get("output.value")
+        text = value if isinstance(value, str) else None
+    return text or ""
+
+
 def from_attributes(attrs: Mapping[str, Any], *, output_text: bool = True) -> Extracted:
     """Everything known about a model call's outcome, from its span attributes.
 
@@ -138,17 +150,8 @@ def from_attributes(attrs: Mapping[str, Any], *, output_text: bool = True) -> Ex
         ex.finish_reasons = [r for r in reasons if isinstance(r, str)]
     elif isinstance(attrs.get("gen_ai.completion.0.finish_reason"), str):
         ex.finish_reasons = [attrs["gen_ai.completion.0.finish_reason"]]
-    if not output_text:
-        text: str | None = None
-    else:
-        text = _messages_text(attrs.get("gen_ai.output.messages"))
-    if text is None and output_text:
-        value = _first(attrs, _OUTPUT_TEXT_KEYS)
-        text = value if isinstance(value, str) else None
-    if text is None and output_text and attrs.get("output.mime_type", "text/plain") == "text/plain":
-        value = attrs.get("output.value")
-        text = value if isinstance(value, str) else None
-    ex.output_text = text or ""
+    if output_text:
+        ex.output_text = _output_text(attrs)
     refusal = attrs.get("gen_ai.completion.0.refusal")
     if isinstance(refusal, str) and refusal:
         ex.refusal = True

@@ -266,11 +266,7 @@ def _span_problem(
     if end < start:
         return 4, "order", f"the span ends before it starts ({end} < {start})"
     if start < oldest:
-        return (
-            3,
-            "expired",
-            "started before the store's retention window (LLMPULSE_RETENTION_DAYS): it would be deleted at once",
-        )
+        return 3, "expired", _EXPIRED
     return None
 
 

@@ -214,6 +214,7 @@ class Store:
         embedded_path: str | None,
         writer: Client,
         readers: Sequence[Client],
+        insert_nice: int = 0,
     ) -> None:
         """Use ``Store.connect``; this constructor only wires already-open clients."""
         if not readers:
@@ -229,6 +230,8 @@ class Store:
         for client in self._readers:
             self._idle.put(client)
         self._insert_settings = dict(_INSERT_SETTINGS)
+        if insert_nice and embedded_path is not None:
+            self._insert_settings["os_thread_priority"] = insert_nice
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -279,9 +282,7 @@ class Store:
         if isinstance(insert_nice, bool) or not isinstance(insert_nice, int) or not 0 <= insert_nice <= 19:
             raise ValueError(f"insert_nice must be an integer from 0 to 19, got {insert_nice!r}")
         if dsn.startswith("chdb:"):
-            store = cls._connect_embedded(dsn, database, retention_days, cluster, readers)
-            store._insert_settings["os_thread_priority"] = insert_nice
-            return store
+            return cls._connect_embedded(dsn, database, retention_days, cluster, readers, insert_nice)
         if not dsn.startswith(("http://", "https://")):
             raise StorageError(f"unsupported storage DSN {_redact(dsn)!r}: use chdb:///abs/path or http(s)://host:8123")
         opened: list[Client] = []
@@ -314,7 +315,7 @@ class Store:
 
     @classmethod
     def _connect_embedded(
-        cls, dsn: str, database: str, retention_days: int, cluster: str | None, readers: int
+        cls, dsn: str, database: str, retention_days: int, cluster: str | None, readers: int, insert_nice: int
     ) -> Store:
         if cluster is not None:
             raise StorageError("cluster mode needs a ClickHouse server (http(s)://...), not the embedded chDB")
@@ -353,6 +354,7 @@ class Store:
             embedded_path=path,
             writer=writer,
             readers=opened[2:],
+            insert_nice=insert_nice,
         )
 
     def insert(
