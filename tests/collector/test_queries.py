@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llmpulse_collector.rows import ASSERTION_COLUMNS, FEEDBACK_COLUMNS, SPAN_COLUMNS
 from llmpulse_collector.storage import Store, queries
@@ -470,3 +473,113 @@ def test_trace_feedback_by_trace_or_response_id(store: Store, rows: Rows) -> Non
         ("thumbs_up", 1.0, now_ms),
         ("rating", 4.0, now_ms + 1),
     ]
+
+
+# --- the packed detail column (migration 4) ---------------------------------------------------
+
+
+def _from_columns(store: Store, trace_id: str) -> list[dict[str, Any]]:
+    """The trace's spans read column by column (the statement the packed one replaces)."""
+    rows = store.query(queries._DETAIL_SQL, {"project": "acme", "trace_id": trace_id})
+    spans = [queries._span(row) for row in rows]
+    assert spans, "nothing stored"
+    return spans
+
+
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    spans=st.lists(
+        st.fixed_dictionaries(
+            {
+                "start_time": st.integers(0, 10 * MINUTE),
+                "end_time": st.integers(0, 2**62),
+                "duration_s": _FLOAT,
+                "span_id": st.text("0123456789abcdef", min_size=16, max_size=16),
+                "parent_span_id": _TEXT,
+                "name": _TEXT,
+                "kind": st.integers(0, 255),
+                "status_message": _TEXT,
+                "release": _TEXT,
+                "input_tokens": st.integers(0, 2**64 - 1),
+                "reasoning_tokens": st.integers(0, 2**64 - 1),
+                "cost_usd": st.none() | _FLOAT,
+                "ttft_s": st.none() | st.floats(allow_nan=False),
+                "stream": st.integers(0, 1),
+                "refusal": st.integers(0, 1),
+                "finish_reasons": st.lists(_TEXT, max_size=3),
+                "user_id": _TEXT,
+                "input": _TEXT,
+                "output": _TEXT,
+                "attributes": st.sampled_from(["{}", '{"a": [1, "\\u2028"]}', "not json", "[1]"]),
+                "ingested_at": st.integers(0, 2**62 // 10**6),
+            }
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    quoted=st.booleans(),
+)
+def test_packed_detail_reads_what_the_columns_hold(
+    store: Store, rows: Rows, spans: list[dict[str, Any]], quoted: bool
+) -> None:
+    # Whatever the text (control characters, quotes, line separators), 64-bit counts, NaN and
+    # infinities (JSON null either way), Nulls and arrays, and whatever the inserting session's
+    # JSON settings: the lookup answers what the columns hold, in the same order.
+    span, _ = rows
+    trace_id = uuid.uuid4().hex
+    stored = [span(trace_id=trace_id, **{**values, "start_time": NOW - values["start_time"]}) for values in spans]
+    store.command(f"SET output_format_json_quote_64bit_integers = {int(quoted)}")
+    try:
+        store.insert("spans", stored, SPAN_COLUMNS, dedup_token=uuid.uuid4().hex)
+    finally:
+        store.command("SET output_format_json_quote_64bit_integers = 0")
+    detail = queries.trace(store, "acme", trace_id)
+    assert detail is not None
+    expected = _from_columns(store, trace_id)
+    assert len(detail["spans"]) == len(stored)
+    # compared as the API sends them: NaN and infinities are null, -0.0 equals 0.0 (the packed
+    # JSON writes it as -0, an integer)
+    assert orjson.loads(orjson.dumps(detail["spans"])) == orjson.loads(orjson.dumps(expected))
+
+
+def test_trace_reads_the_columns_when_the_detail_layout_is_unknown(store: Store, rows: Rows) -> None:
+    # A store written by a newer collector (another layout) still answers, from the columns.
+    span, _ = rows
+    store.command("ALTER TABLE spans MODIFY COLUMN detail String MATERIALIZED '[99, \"later\"]'")
+    call = span(start_time=NOW - MINUTE, duration_s=0.25, input_tokens=7, finish_reasons=["stop"])
+    store.insert("spans", [call], SPAN_COLUMNS, dedup_token="later:spans")
+    assert store.query("SELECT detail FROM spans") == [{"detail": '[99, "later"]'}]
+    detail = queries.trace(store, "acme", call["trace_id"])
+    assert detail is not None
+    (only,) = detail["spans"]
+    assert (only["span_id"], only["input_tokens"], only["finish_reasons"]) == (call["span_id"], 7, ["stop"])
+    assert detail["spans"] == _from_columns(store, call["trace_id"])
+
+
+def test_spans_stored_before_the_detail_column_are_read_alike(new_database: Callable[..., Store], rows: Rows) -> None:
+    from llmpulse_collector.storage.migrations import schema_statements
+
+    span, _ = rows
+    store = new_database()
+    for migration in schema_statements(store.database)[:4]:  # a store at version 3, as collectors left it
+        for statement in migration.statements:
+            store.command(statement)
+    store.insert(
+        "schema_migrations",
+        [{"version": v, "name": "old", "applied_at": 0} for v in (1, 2, 3)],
+        ("version", "name", "applied_at"),
+        dedup_token="old",
+    )
+    old = [span(trace_id="a" * 32, start_time=NOW - i * MINUTE, duration_s=0.1, user_id=f"u{i}") for i in range(3)]
+    store.insert("spans", old, SPAN_COLUMNS, dedup_token="old:spans")
+    assert migrate(store) == [4]
+    new = span(trace_id="a" * 32, start_time=NOW, duration_s=0.2, user_id="u-new")
+    store.insert("spans", [new], SPAN_COLUMNS, dedup_token="new:spans")
+    detail = queries.trace(store, "acme", "a" * 32)
+    assert detail is not None
+    assert [s["user_id"] for s in detail["spans"]] == ["u2", "u1", "u0", "u-new"]
+    assert detail["spans"] == _from_columns(store, "a" * 32)

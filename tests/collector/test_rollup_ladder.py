@@ -230,7 +230,7 @@ def test_migration_3_backfills_an_existing_store(new_database: Callable[..., Sto
     store.insert("assertions", [assertion(s, "is_json", "fail") for s in old], ASSERTION_COLUMNS, dedup_token="o:a")
     before = queries.stats(store, "acme", window_s=86400, now_ns=NOW, group_by=["model"], source="raw")
 
-    assert migrate(store) == [3]
+    assert migrate(store) == [3, 4]
     assert _sums(store) == dict.fromkeys(COARSE, 60.0)
     assert migrate(store) == []  # and not twice
     assert _sums(store) == dict.fromkeys(COARSE, 60.0)
