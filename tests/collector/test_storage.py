@@ -184,12 +184,17 @@ def test_cluster_ddl_text() -> None:
     assert "TTL toDateTime(start_time) + INTERVAL 14 DAY" in text
     assert "non_replicated_deduplication_window" not in text  # replicated tables deduplicate by themselves
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/obs/schema_migrations', '{shard}-{replica}')" in text
+    # the packed detail column: stored on the shards, computed by the Distributed table at insert
+    detail = "ADD COLUMN IF NOT EXISTS `detail` String MATERIALIZED toJSONString(tuple(1, "
+    assert f"ALTER TABLE `obs`.`spans_local` ON CLUSTER `main`\n{detail}" in text
+    assert f"ALTER TABLE `obs`.`spans` ON CLUSTER `main`\n{detail}" in text
 
     single = "\n".join(s for m in schema_statements("obs") for s in m.statements)
     for word in ("ON CLUSTER", "Replicated", "Distributed", "_local"):
         assert word not in single
     for name, ctype, _ in SPAN_SCHEMA:  # columns come from rows.py, not retyped
         assert f"`{name}` {ctype}" in single
+    assert single.count("ADD COLUMN IF NOT EXISTS `detail`") == 1
     with pytest.raises(ValueError, match="database"):
         schema_statements("obs; DROP TABLE x")
 

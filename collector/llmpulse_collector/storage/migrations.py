@@ -483,13 +483,18 @@ def _migrations(ctx: _Ctx) -> list[Migration]:
 
 def _span_detail(ctx: _Ctx) -> list[str]:
     """``ALTER TABLE ... ADD COLUMN detail``, on the storing table and (cluster) its Distributed
-    one: a Distributed table computes a MATERIALIZED column and sends it to the shard."""
-    column = f"`detail` String MATERIALIZED {span_detail_expression()} CODEC(ZSTD(1))"
-    tables = dict.fromkeys((ctx.local("spans"), "spans"))
-    return [
-        f"ALTER TABLE {ctx.qualified(table)}{ctx.on_cluster} ADD COLUMN IF NOT EXISTS {column} AFTER `attributes`"
-        for table in tables
+    one: a Distributed table computes a MATERIALIZED column and sends it to the shard (it
+    stores nothing, so it gets no codec)."""
+    column = f"`detail` String MATERIALIZED {span_detail_expression()}"
+    statements = [
+        f"ALTER TABLE {ctx.qualified(ctx.local('spans'))}{ctx.on_cluster}\n"
+        f"ADD COLUMN IF NOT EXISTS {column} CODEC(ZSTD(1)) AFTER `attributes`"
     ]
+    if ctx.cluster:
+        statements.append(
+            f"ALTER TABLE {ctx.qualified('spans')}{ctx.on_cluster}\nADD COLUMN IF NOT EXISTS {column} AFTER `attributes`"
+        )
+    return statements
 
 
 _COARSE = tuple(
