@@ -594,6 +594,8 @@ def trace(store: Store, project: str, trace_id: str, *, around_ns: int | None = 
     spans = _unpacked(rows, trace_id)
     if spans is None:  # a detail layout this version does not know: read the columns
         spans = [_span(row) for row in store.query(detail_sql, detail_params)]
+        if not spans:  # dropped (retention) between the two reads
+            return None
     by_id: dict[str, dict[str, Any]] = {}
     for span in spans:
         by_id.setdefault(span["span_id"], span)
