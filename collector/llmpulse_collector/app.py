@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import structlog
@@ -36,6 +36,7 @@ from .export.health import Health
 from .export.prometheus import WalGauges, build_registry, render
 from .ingest import DecodeResult, Limits, PayloadError
 from .ingest.otlp import decode_traces, encode_response
+from .normalize import ModelNames
 from .priority import lower_thread_priority
 from .settings import Settings
 from .storage import StorageError, StorageUnavailable, Store, queries
@@ -77,6 +78,8 @@ class Collector:
     health: Health
     wal_gauges: Callable[[], WalGauges]
     datadog: DatadogExporter | None = None
+    # What each request model was last answered as, so failed calls get the same ``model``.
+    models: ModelNames = field(default_factory=ModelNames)
     # Decoding OTLP bodies, at the ingest threads' priority (``Settings.ingest_nice``).
     decode_pool: ThreadPoolExecutor | None = None
 
@@ -450,6 +453,7 @@ def _decode_and_encode(
         limits=collector.limits,
         prices=collector.prices,
         refusals=collector.refusals,
+        models=collector.models,
     )
     if not result.spans and not result.assertions:
         return result, None

@@ -21,6 +21,11 @@ Rules where the conventions leave a choice:
   for model calls, what the SDK itself would decide: a provider signal (finish reason
   ``content_filter`` or ``refusal``, a ``refusal`` message) first, then the
   :class:`~llmpulse._refusal.RefusalDetector` phrase heuristic on the output text.
+- ``model``: the response model (``gen_ai.response.model``); for a call without one (a
+  failure, or an instrumentation that does not record it), the response model calls with
+  the same project, provider and request model were last answered as
+  (:class:`ModelNames`), else the request model. ``request_model`` and ``response_model``
+  keep what the span said.
 - ``cost_usd``: ``llmpulse.cost.usd`` when it is a finite number ≥ 0, else the collector's
   :class:`~llmpulse._cost.PriceBook` price of the response (else request) model; ``None``
   when the model's price is unknown.
@@ -66,7 +71,7 @@ from llmpulse._refusal import RefusalDetector
 
 from .rows import ASSERTION_SCHEMA, SPAN_SCHEMA, AssertionRow, SpanRow
 
-__all__ = ["EVENT_NAMES", "TRUNCATION_MARK", "Normalizer", "Problems", "Resource", "truncate"]
+__all__ = ["EVENT_NAMES", "TRUNCATION_MARK", "ModelNames", "Normalizer", "Problems", "Resource", "truncate"]
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 EXCEPTION_EVENT = "exception"
@@ -219,18 +224,55 @@ class Problems:
         return [msg if n == 1 else f"{msg} (and {n - 1} more like it)" for msg, n in self._seen.values()]
 
 
+class ModelNames:
+    """The response model each request model was last answered as, per project and provider.
+
+    A failed call has no response model, so ``model`` would otherwise split one model's calls
+    across two names (``gpt-4o-mini`` for its failures, ``gpt-4o-mini-2024-07-18`` for the
+    rest) and every error ratio by model would be wrong. Shared by all requests of a
+    collector; each operation is one dict operation, atomic under the GIL. At most
+    ``capacity`` request models are remembered: past that, new ones are not learned (their
+    answerless calls keep the request name), so a client sending endless model names costs
+    bounded memory.
+    """
+
+    __slots__ = ("_answers", "capacity")
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._answers: dict[tuple[str, str, str], str] = {}
+
+    def learn(self, key: tuple[str, str, str], response_model: str) -> None:
+        """Remember ``response_model`` as the answer to ``(project, provider, request model)``."""
+        answers = self._answers
+        known = answers.get(key)
+        if known != response_model and (known is not None or len(answers) < self.capacity):
+            answers[key] = response_model
+
+    def answer(self, key: tuple[str, str, str]) -> str | None:
+        """The response model last learned for ``(project, provider, request model)``, if any."""
+        return self._answers.get(key)
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+
 class Normalizer:
     """Builds the rows of one request: create one per request, call :meth:`span` per span.
 
-    Not thread-safe (one request, one thread); the ``PriceBook`` and ``RefusalDetector``
-    it is given are, and are shared by all requests.
+    Not thread-safe (one request, one thread); the ``PriceBook``, ``RefusalDetector`` and
+    ``ModelNames`` it is given are, and are shared by all requests.
     """
 
     __slots__ = (
         "_assertion_row",
         "_attr_chars",
         "_content_chars",
+        "_models",
         "_prices",
+        "_project",
         "_refusals",
         "_span_row",
         "assertions",
@@ -249,8 +291,11 @@ class Normalizer:
         prices: PriceBook,
         refusals: RefusalDetector,
         ingested_at_ms: int,
+        models: ModelNames | None = None,
     ) -> None:
         self.ingested_at_ms = ingested_at_ms
+        self._project = project
+        self._models = models
         self._attr_chars = max_attribute_chars
         self._content_chars = max_content_chars
         self._prices = prices
@@ -338,7 +383,15 @@ class Normalizer:
             provider = _semconv.provider_of(attrs) or ""
             request_model = _semconv.request_model_of(attrs) or ""
             response_model = ex.response_model or ""
-            model = response_model or request_model
+            models = self._models
+            if models is None:
+                model = response_model or request_model
+            elif response_model:
+                model = response_model
+                if request_model:
+                    models.learn((self._project, provider, request_model), response_model)
+            else:
+                model = (request_model and models.answer((self._project, provider, request_model))) or request_model
             input_tokens = _tokens(ex.input_tokens)
             output_tokens = _tokens(ex.output_tokens)
             cache_read = _tokens(ex.cache_read_tokens)

@@ -53,7 +53,7 @@ SPAN_SCHEMA: tuple[tuple[str, str, Any], ...] = (
     ("provider", "LowCardinality(String)", ""),  # gen_ai.provider.name (or older gen_ai.system)
     ("request_model", "LowCardinality(String)", ""),
     ("response_model", "LowCardinality(String)", ""),
-    ("model", "LowCardinality(String)", ""),  # response model, else request model
+    ("model", "LowCardinality(String)", ""),  # response model, else what the request model was last answered as
     ("prompt_name", "LowCardinality(String)", ""),
     ("prompt_version", "LowCardinality(String)", ""),
     ("response_id", "String", ""),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import time
 import uuid
@@ -73,6 +74,39 @@ def test_sdk_spans_reach_stats_and_traces(collector: str) -> None:
     assert llm_span["refusal"]
     assert llm_span["assertions"][0]["name"] == "starts_lowercase"
     assert llm_span["assertions"][0]["label"] == "fail"
+
+
+def test_failed_calls_count_under_the_model_name_of_their_answered_siblings(collector: str) -> None:
+    # OpenAI answers "gpt-4o-mini" as "gpt-4o-mini-2024-07-18"; a failed call has no answer.
+    # One name for both, in the stats and the metrics, so the error ratio by model is 1 in 3.
+    llmpulse.init(service="e2e-models", endpoint=collector, export_interval=0.1)
+
+    @llmpulse.llm(provider="openai", model="gpt-4o-mini")
+    def reply(text: str) -> dict[str, Any]:
+        if text == "fail":
+            raise TimeoutError("upstream timed out")
+        return openai_reply(text)
+
+    for text in ("hi", "fail", "hello"):
+        with contextlib.suppress(TimeoutError):
+            reply(text)
+    assert llmpulse.flush(10)
+
+    def stats() -> Any:
+        params = {"window": 3600, "group_by": "model", "service": "e2e-models"}
+        groups = httpx.get(f"{collector}/api/stats", params=params).json()["groups"]
+        return groups if sum(g["calls"] for g in groups) == 3 else None
+
+    (group,) = wait_for(stats)
+    assert group["model"] == "gpt-4o-mini-2024-07-18"
+    assert (group["calls"], group["errors"]) == (3, 1)
+    metrics = httpx.get(f"{collector}/metrics").text
+    lines = [
+        line for line in metrics.splitlines() if line.startswith("llmpulse_llm_calls_total{") and "e2e-models" in line
+    ]
+    assert len(lines) == 2, lines  # ok and error, one model
+    assert all('model="gpt-4o-mini-2024-07-18"' in line for line in lines)
+    assert any('status="error"' in line and line.endswith(" 1.0") for line in lines)
 
 
 def test_feedback_is_accepted_and_validated(collector: str) -> None:

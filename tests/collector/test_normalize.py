@@ -957,3 +957,68 @@ def test_a_refusal_verdict_on_the_span_wins_over_the_heuristic() -> None:
         assert (rows["decided"]["refusal"], rows["decided"]["refusal_source"]) == (0, "")
         assert (rows["undecided"]["refusal"], rows["undecided"]["refusal_source"]) == (1, "heuristic")
         assert rows["decided"]["output"] == rows["undecided"]["output"] != ""
+
+
+# -- one name per model, failures included -------------------------------------------------------
+
+
+def _call(tracer: Tracer, request: str, response: str | None, provider: str = "openai") -> None:
+    with tracer.start_as_current_span(f"chat {request}", kind=SpanKind.CLIENT) as s:
+        s.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider})
+        s.set_attribute("gen_ai.request.model", request)
+        if response is None:
+            s.set_status(Status(StatusCode.ERROR, "rate limited"))
+            s.set_attribute("error.type", "RateLimitError")
+        else:
+            s.set_attribute("gen_ai.response.model", response)
+
+
+def test_failed_calls_take_the_model_name_their_request_model_was_last_answered_as() -> None:
+    from llmpulse_collector.normalize import ModelNames
+
+    models = ModelNames()
+    tracer, memory = otel_tracer({"service.name": "shop"})
+
+    def models_of(project: str = "proj") -> list[tuple[str, str, str, int]]:
+        body = otel_protobuf(memory.get_finished_spans())
+        memory.clear()
+        rows = decode_traces(
+            body, content_type=PROTOBUF, content_encoding=None, project=project, limits=Limits(),
+            prices=PRICES, refusals=RefusalDetector(), now_ns=NOW_NS, models=models,
+        ).spans  # fmt: skip
+        return [(r["request_model"], r["response_model"], r["model"], r["status_code"]) for r in rows]
+
+    # before any answer: the request name (nothing better is known)
+    _call(tracer, "gpt-4o-mini", None)
+    assert models_of() == [("gpt-4o-mini", "", "gpt-4o-mini", 2)]
+    # an answer, then failures in later requests: one name, so an error ratio by model is right
+    _call(tracer, "gpt-4o-mini", "gpt-4o-mini-2024-07-18")
+    _call(tracer, "gpt-4o-mini", None)
+    assert models_of() == [
+        ("gpt-4o-mini", "gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18", 0),
+        ("gpt-4o-mini", "", "gpt-4o-mini-2024-07-18", 2),  # the span's own columns are kept
+    ]
+    # the alias moving to a new snapshot moves the failures with it
+    _call(tracer, "gpt-4o-mini", "gpt-4o-mini-2025-01-01")
+    _call(tracer, "gpt-4o-mini", None)
+    assert [m for _, _, m, _ in models_of()] == ["gpt-4o-mini-2025-01-01", "gpt-4o-mini-2025-01-01"]
+    # per project and per provider: another tenant's or provider's answers are not borrowed
+    _call(tracer, "gpt-4o-mini", None)
+    assert models_of("other") == [("gpt-4o-mini", "", "gpt-4o-mini", 2)]
+    _call(tracer, "gpt-4o-mini", None, provider="azure.ai.openai")
+    assert models_of() == [("gpt-4o-mini", "", "gpt-4o-mini", 2)]
+
+
+def test_model_names_remember_a_bounded_number_of_request_models() -> None:
+    from llmpulse_collector.normalize import ModelNames
+
+    models = ModelNames(capacity=2)
+    models.learn(("p", "openai", "a"), "a-1")
+    models.learn(("p", "openai", "b"), "b-1")
+    models.learn(("p", "openai", "c"), "c-1")  # full: not learned
+    models.learn(("p", "openai", "a"), "a-2")  # a known one still follows its answers
+    assert len(models) == 2
+    assert models.answer(("p", "openai", "a")) == "a-2"
+    assert models.answer(("p", "openai", "c")) is None
+    with pytest.raises(ValueError, match="capacity"):
+        ModelNames(capacity=0)

@@ -50,7 +50,15 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse._cost import PriceBook
 from llmpulse._refusal import RefusalDetector
-from llmpulse_collector.normalize import EVENT_NAMES, TRUNCATION_MARK, Normalizer, Problems, Resource, truncate
+from llmpulse_collector.normalize import (
+    EVENT_NAMES,
+    TRUNCATION_MARK,
+    ModelNames,
+    Normalizer,
+    Problems,
+    Resource,
+    truncate,
+)
 
 from . import DecodeResult, Limits, PayloadError
 
@@ -103,8 +111,12 @@ def decode_traces(
     prices: PriceBook,
     refusals: RefusalDetector,
     now_ns: int | None = None,
+    models: ModelNames | None = None,
 ) -> DecodeResult:
     """The rows of one OTLP/HTTP ``ExportTraceServiceRequest`` body.
+
+    ``models``, shared by a collector's requests, names the ``model`` of calls without a
+    response model after their request model's last answer (see ``normalize.ModelNames``).
 
     Raises:
         PayloadError: 400 when the body cannot be decoded or its envelope is malformed,
@@ -125,6 +137,7 @@ def decode_traces(
         prices=prices,
         refusals=refusals,
         ingested_at_ms=(time.time_ns() if now_ns is None else now_ns) // 1_000_000,
+        models=models,
     )
     if as_json:
         _json_request(body, norm, limits)

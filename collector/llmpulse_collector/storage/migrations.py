@@ -492,7 +492,8 @@ def _span_detail(ctx: _Ctx) -> list[str]:
     ]
     if ctx.cluster:
         statements.append(
-            f"ALTER TABLE {ctx.qualified('spans')}{ctx.on_cluster}\nADD COLUMN IF NOT EXISTS {column} AFTER `attributes`"
+            f"ALTER TABLE {ctx.qualified('spans')}{ctx.on_cluster}\n"
+            f"ADD COLUMN IF NOT EXISTS {column} AFTER `attributes`"
         )
     return statements
 
