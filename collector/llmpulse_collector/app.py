@@ -546,6 +546,14 @@ def _open(cfg: Settings) -> Collector:
         health=Health(),
         wal_gauges=lambda: WalGauges(wal.bytes_used, wal.max_bytes, wal.pending_entries, wal.oldest_age_s()),
     )
+    # What models were answered as in the last hour, so failures right after a restart are named
+    # like their siblings. Best effort: without it they carry the request name until an answer.
+    try:
+        collector.models.seed(
+            queries.model_answers(store, since_ns=time.time_ns() - 3600 * 10**9, limit=collector.models.capacity)
+        )
+    except StorageError as exc:
+        log.warning("model_names_not_seeded", error=str(exc))
     wal_gauges = collector.wal_gauges
     collector.datadog = DatadogExporter.from_environment(
         collector.aggregator,

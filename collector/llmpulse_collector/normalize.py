@@ -59,7 +59,7 @@ Rules where the conventions leave a choice:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -250,6 +250,13 @@ class ModelNames:
         known = answers.get(key)
         if known != response_model and (known is not None or len(answers) < self.capacity):
             answers[key] = response_model
+
+    def seed(self, answers: Iterable[tuple[tuple[str, str, str], str]]) -> None:
+        """Learn stored answers (at startup) without overriding any learned since."""
+        known = self._answers
+        for key, response_model in answers:
+            if key not in known and len(known) < self.capacity:
+                known[key] = response_model
 
     def answer(self, key: tuple[str, str, str]) -> str | None:
         """The response model last learned for ``(project, provider, request model)``, if any."""

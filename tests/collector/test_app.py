@@ -109,6 +109,42 @@ def test_failed_calls_count_under_the_model_name_of_their_answered_siblings(coll
     assert any('status="error"' in line and line.endswith(" 1.0") for line in lines)
 
 
+def test_a_restarted_collector_names_failures_from_the_stored_answers(settings: Settings) -> None:
+    # Answers stored before the (re)start name the failures that arrive before any new answer.
+    from llmpulse_collector.rows import SPAN_COLUMNS
+    from llmpulse_collector.storage import Store
+    from llmpulse_collector.storage.migrations import migrate
+
+    now = time.time_ns()
+    answered = {
+        "project": "default", "trace_id": uuid.uuid4().hex, "span_id": uuid.uuid4().hex[:16],
+        "service": "restarted", "is_llm": 1, "operation": "chat", "provider": "openai",
+        "request_model": "gpt-4o-mini", "response_model": "gpt-4o-mini-2024-07-18",
+        "model": "gpt-4o-mini-2024-07-18", "start_time": now - 600 * 10**9, "end_time": now - 599 * 10**9,
+    }  # fmt: skip
+    with Store.connect(settings.storage_dsn, database=settings.database) as store:
+        migrate(store)
+        store.insert("spans", [answered], SPAN_COLUMNS, dedup_token="before-restart")
+    with running(settings) as (url, _app):
+        llmpulse.init(service="restarted", endpoint=url, export_interval=0.1)
+
+        @llmpulse.llm(provider="openai", model="gpt-4o-mini")
+        def reply() -> dict[str, Any]:
+            raise TimeoutError("upstream timed out")
+
+        with contextlib.suppress(TimeoutError):
+            reply()
+        assert llmpulse.flush(10)
+
+        def stats() -> Any:
+            params = {"window": 3600, "group_by": "model", "service": "restarted"}
+            groups = httpx.get(f"{url}/api/stats", params=params).json()["groups"]
+            return groups if sum(g["calls"] for g in groups) == 2 else None
+
+        (group,) = wait_for(stats)
+        assert (group["model"], group["calls"], group["errors"]) == ("gpt-4o-mini-2024-07-18", 2, 1)
+
+
 def test_feedback_is_accepted_and_validated(collector: str) -> None:
     ok = httpx.post(f"{collector}/v1/feedback", json={"trace_id": "a" * 32, "name": "thumbs_up", "value": 1})
     assert ok.status_code == 200

@@ -1022,3 +1022,14 @@ def test_model_names_remember_a_bounded_number_of_request_models() -> None:
     assert models.answer(("p", "openai", "c")) is None
     with pytest.raises(ValueError, match="capacity"):
         ModelNames(capacity=0)
+
+
+def test_model_names_seeded_from_the_store_never_override_what_was_learned_since() -> None:
+    from llmpulse_collector.normalize import ModelNames
+
+    models = ModelNames(capacity=3)
+    models.learn(("p", "openai", "a"), "a-live")
+    models.seed([(("p", "openai", "a"), "a-stored"), (("p", "openai", "b"), "b-1"), (("p", "x", "c"), "c-1")])
+    models.seed([(("p", "openai", "d"), "d-1")])  # full
+    assert [models.answer(("p", "openai", m)) for m in "abd"] == ["a-live", "b-1", None]
+    assert models.answer(("p", "x", "c")) == "c-1"

@@ -34,7 +34,7 @@ from .migrations import (
     llm_quantiles,
 )
 
-__all__ = ["FILTER_KEYS", "GROUP_KEYS", "RAW_MAX_WINDOW_S", "stats", "trace", "traces"]
+__all__ = ["FILTER_KEYS", "GROUP_KEYS", "RAW_MAX_WINDOW_S", "model_answers", "stats", "trace", "traces"]
 
 GROUP_KEYS = ("service", "model", "provider", "prompt_version", "environment", "prompt_name", "operation")
 """The columns ``stats`` can group by (the rollups' dimensions)."""
@@ -721,3 +721,22 @@ def _json_object(text: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {"_unparsed": text}
     return value if isinstance(value, dict) else {"_value": value}
+
+
+def model_answers(store: Store, *, since_ns: int, limit: int) -> list[tuple[tuple[str, str, str], str]]:
+    """``((project, provider, request model), response model)``: what each request model of LLM
+    calls started since ``since_ns`` was last answered as (at most ``limit``; for
+    ``normalize.ModelNames.seed``). Every project's: the collector reads it for itself, never
+    for an API caller. Bounded to 2 s of server time; raises ``StorageError``."""
+    rows = store.query(
+        "SELECT s.project AS project, s.provider AS provider, s.request_model AS request_model,\n"
+        "       argMax(s.response_model, s.start_time) AS answer\n"
+        "FROM spans AS s\n"
+        "WHERE s.start_time >= fromUnixTimestamp64Nano({since:Int64}) AND s.is_llm = 1\n"
+        "  AND s.request_model != '' AND s.response_model != ''\n"
+        "GROUP BY project, provider, request_model\n"
+        "LIMIT {limit:UInt32}\n"
+        "SETTINGS max_execution_time = 2",
+        {"since": max(0, since_ns), "limit": _positive_int(limit, "limit")},
+    )
+    return [((r["project"], r["provider"], r["request_model"]), r["answer"]) for r in rows]
