@@ -71,6 +71,33 @@ def test_migrations_create_everything_and_are_idempotent(new_database: Callable[
     assert [(r["version"], r["name"]) for r in names] == list(migrations.MIGRATIONS)
 
 
+def test_reopening_an_up_to_date_store_runs_no_ddl(
+    chdb_path: Path, new_database: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a cluster every DDL statement, even a no-op one, waits for every node: a collector
+    # restarting while one is down must not need them when the schema is current.
+    database = new_database().database
+    first = new_database(database=database)
+    assert migrate(first) == [1, 2, 3, 4]
+    commands: list[str] = []
+    client_class = type(first._writer)  # chDB's client class (a server's is another)
+    real = client_class.command
+
+    def spy(self: Any, cmd: str, *args: Any, **kwargs: Any) -> Any:
+        if cmd.split(None, 1)[0].upper() in ("CREATE", "ALTER", "DROP", "INSERT", "RENAME"):
+            commands.append(cmd)
+        return real(self, cmd, *args, **kwargs)
+
+    monkeypatch.setattr(client_class, "command", spy)  # a spy: every statement still runs
+    again = new_database(database=database)
+    assert migrate(again) == []
+    assert commands == []
+    fresh = new_database()  # a new database does get its DDL
+    assert migrate(fresh) == [1, 2, 3, 4]
+    assert any(c.startswith("CREATE DATABASE") for c in commands)
+    assert any("schema_migrations" in c for c in commands)
+
+
 def test_concurrent_migrations_apply_each_version_once(
     new_database: Callable[..., Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -116,6 +116,17 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError)  # chDB writes each insert to a temporary file first
 
 
+def _create_database(admin: Client, database: str, on_cluster: str = "") -> None:
+    """``CREATE DATABASE`` unless it exists. On a cluster even a no-op ``CREATE ... ON CLUSTER``
+    goes through the DDL queue and waits for every node: a collector starting while one is down
+    would wait up to ``distributed_ddl_task_timeout`` for a database that is already there."""
+    found = admin.query(
+        "SELECT count() FROM system.databases WHERE name = {name:String}", parameters={"name": database}
+    )
+    if not found.result_rows[0][0]:
+        admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`{on_cluster}")
+
+
 def _wrap(exc: BaseException, action: str) -> StorageError:
     """The storage exception for a driver error (the caller raises it ``from`` the original)."""
     message = f"{action} failed: {exc}"
@@ -292,8 +303,7 @@ class Store:
         try:
             admin = clickhouse_connect.get_client(dsn=dsn, **http)
             opened.append(admin)
-            on_cluster = f" ON CLUSTER `{cluster}`" if cluster else ""
-            admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`{on_cluster}")
+            _create_database(admin, database, f" ON CLUSTER `{cluster}`" if cluster else "")
             writer = clickhouse_connect.get_client(dsn=dsn, database=database, **http)
             opened.append(writer)
             for _ in range(readers):
@@ -329,7 +339,7 @@ class Store:
             except ProgrammingError as exc:
                 raise _embedded_open_error(path, exc) from exc
             opened.append(admin)
-            admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            _create_database(admin, database)
             writer = clickhouse_connect.get_client(dsn=dsn, database=database)
             opened.append(writer)
             for _ in range(readers):

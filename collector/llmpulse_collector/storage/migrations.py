@@ -531,8 +531,15 @@ def migrate(store: Store) -> list[int]:
     """
     ctx = _Ctx(store.database, store.retention_days, store.cluster)
     with _lock_for(store):
-        for statement in _bootstrap(ctx):
-            store.command(statement)
+        # An up-to-date store gets no DDL at all: on a cluster even a no-op ``CREATE ... IF NOT
+        # EXISTS ON CLUSTER`` waits for every node, so a collector (re)starting while one is
+        # down would wait up to ``distributed_ddl_task_timeout``.
+        if not store.query(
+            "SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = 'schema_migrations'",
+            {"db": store.database},
+        )[0]["n"]:
+            for statement in _bootstrap(ctx):
+                store.command(statement)
         done = set(applied_versions(store))
         applied: list[int] = []
         for migration in _migrations(ctx):
