@@ -520,6 +520,7 @@ _FLOAT = st.floats(allow_nan=True, allow_infinity=True)
         ),
         min_size=1,
         max_size=4,
+        unique_by=lambda values: values["span_id"],  # (start, span id) orders a trace's spans
     ),
     quoted=st.booleans(),
 )
@@ -577,7 +578,7 @@ def test_spans_stored_before_the_detail_column_are_read_alike(new_database: Call
     old = [span(trace_id="a" * 32, start_time=NOW - i * MINUTE, duration_s=0.1, user_id=f"u{i}") for i in range(3)]
     store.insert("spans", old, SPAN_COLUMNS, dedup_token="old:spans")
     assert migrate(store) == [4]
-    new = span(trace_id="a" * 32, start_time=NOW, duration_s=0.2, user_id="u-new")
+    new = span(trace_id="a" * 32, start_time=NOW + 1000, duration_s=0.2, user_id="u-new")
     store.insert("spans", [new], SPAN_COLUMNS, dedup_token="new:spans")
     detail = queries.trace(store, "acme", "a" * 32)
     assert detail is not None
