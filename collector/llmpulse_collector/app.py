@@ -37,7 +37,7 @@ from .export.prometheus import WalGauges, build_registry, render
 from .ingest import DecodeResult, Limits, PayloadError
 from .ingest.otlp import decode_traces, encode_response
 from .normalize import ModelNames
-from .priority import lower_thread_priority
+from .priority import favour_waiting_threads, lower_thread_priority
 from .settings import Settings
 from .storage import StorageError, StorageUnavailable, Store, queries
 from .storage.migrations import migrate
@@ -591,6 +591,8 @@ def _open(cfg: Settings) -> Collector:
         on_dead_letter=lambda table, n: health.inc("dead_lettered_rows", table, n=n),
     )
     collector.writer.start()
+    if cfg.ingest_nice:
+        favour_waiting_threads()  # else a request thread waits for the GIL whatever its priority
     # Two threads: decoding holds the GIL, so more would only queue; bodies wait their turn here.
     collector.decode_pool = ThreadPoolExecutor(
         2, thread_name_prefix="llmpulse-decode", initializer=lower_thread_priority, initargs=(cfg.ingest_nice,)

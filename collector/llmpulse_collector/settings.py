@@ -53,8 +53,9 @@ class Settings(BaseSettings):
         ge=0,
         le=19,
         description="nice value of the ingest threads (decode, writer, embedded inserts), e.g. 10: under CPU "
-        "contention API queries go first. Only where the collector has a cgroup of its own (a container, a "
-        "systemd unit): there nice orders its own threads only, elsewhere every other process beats ingest",
+        "contention API queries go first (and the GIL switch interval drops to 0.5 ms so a request waits less "
+        "for it). Only where the collector has a cgroup of its own (a container, a systemd unit): there nice "
+        "orders its own threads only, elsewhere every other process beats ingest",
     )
     query_readers: int = Field(
         default=4, ge=1, le=64, description="ClickHouse queries the API may run at once (one client each)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -12,7 +12,7 @@ import known_batch
 import pytest
 from server_harness import running, wait_for
 
-from llmpulse_collector.priority import lower_thread_priority, thread_nice
+from llmpulse_collector.priority import SWITCH_INTERVAL_S, lower_thread_priority, thread_nice
 from llmpulse_collector.settings import Settings
 from llmpulse_collector.storage import Store
 
@@ -55,7 +55,15 @@ def test_lowering_never_raises_priority_and_checks_its_argument() -> None:
             lower_thread_priority(bad)
 
 
-def test_collector_decodes_and_writes_on_lowered_threads(settings: Settings) -> None:
+@pytest.fixture
+def switch_interval() -> Iterator[None]:
+    """Restore the process's GIL switch interval (a collector with ingest priority shortens it)."""
+    before = sys.getswitchinterval()
+    yield
+    sys.setswitchinterval(before)
+
+
+def test_collector_decodes_and_writes_on_lowered_threads(settings: Settings, switch_interval: None) -> None:
     cfg = settings.model_copy(update={"ingest_nice": 7})
     with running(cfg) as (url, app):
         collector = app.state.collector
@@ -74,6 +82,15 @@ def test_collector_decodes_and_writes_on_lowered_threads(settings: Settings) -> 
         wait_for(lambda: thread_nice(writer_id) == 7)
         # The API's side is untouched: the event loop thread and the query readers.
         assert thread_nice() == 0
+        # and a request thread waiting for the GIL gets it after 0.5 ms, not 5
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+
+
+def test_switch_interval_is_left_alone_without_ingest_priority(settings: Settings, switch_interval: None) -> None:
+    sys.setswitchinterval(0.005)  # CPython's default
+    with running(settings) as (url, _app):
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        assert sys.getswitchinterval() == pytest.approx(0.005)
 
 
 def test_store_checks_the_insert_priority(chdb_path: Any) -> None:
