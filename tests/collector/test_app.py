@@ -76,6 +76,18 @@ def test_sdk_spans_reach_stats_and_traces(collector: str) -> None:
     assert llm_span["assertions"][0]["label"] == "fail"
 
 
+def _groups_by_model(url: str, service: str, *, calls: int) -> list[dict[str, Any]]:
+    """``service``'s last-hour stats by model, once they count ``calls`` calls."""
+
+    def stats() -> Any:
+        params = {"window": 3600, "group_by": "model", "service": service}
+        groups = httpx.get(f"{url}/api/stats", params=params).json()["groups"]
+        return groups if sum(g["calls"] for g in groups) == calls else None
+
+    groups: list[dict[str, Any]] = wait_for(stats)
+    return groups
+
+
 def test_failed_calls_count_under_the_model_name_of_their_answered_siblings(collector: str) -> None:
     # OpenAI answers "gpt-4o-mini" as "gpt-4o-mini-2024-07-18"; a failed call has no answer.
     # One name for both, in the stats and the metrics, so the error ratio by model is 1 in 3.
@@ -92,12 +104,7 @@ def test_failed_calls_count_under_the_model_name_of_their_answered_siblings(coll
             reply(text)
     assert llmpulse.flush(10)
 
-    def stats() -> Any:
-        params = {"window": 3600, "group_by": "model", "service": "e2e-models"}
-        groups = httpx.get(f"{collector}/api/stats", params=params).json()["groups"]
-        return groups if sum(g["calls"] for g in groups) == 3 else None
-
-    (group,) = wait_for(stats)
+    (group,) = _groups_by_model(collector, "e2e-models", calls=3)
     assert group["model"] == "gpt-4o-mini-2024-07-18"
     assert (group["calls"], group["errors"]) == (3, 1)
     metrics = httpx.get(f"{collector}/metrics").text
@@ -136,12 +143,7 @@ def test_a_restarted_collector_names_failures_from_the_stored_answers(settings: 
             reply()
         assert llmpulse.flush(10)
 
-        def stats() -> Any:
-            params = {"window": 3600, "group_by": "model", "service": "restarted"}
-            groups = httpx.get(f"{url}/api/stats", params=params).json()["groups"]
-            return groups if sum(g["calls"] for g in groups) == 2 else None
-
-        (group,) = wait_for(stats)
+        (group,) = _groups_by_model(url, "restarted", calls=2)
         assert (group["model"], group["calls"], group["errors"]) == ("gpt-4o-mini-2024-07-18", 2, 1)
 
 
