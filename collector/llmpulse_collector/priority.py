@@ -55,7 +55,7 @@ def lower_thread_priority(nice: int) -> None:
 SWITCH_INTERVAL_S = 0.0005
 """CPython's GIL switch interval with ingest priority on (its default is 0.005 s). Measured with
 the 10M-span benchmark's last-hour stats under ingest: nice 10 alone ~110 ms, nice 10 with
-this ~80 ms, this alone ~130 ms (default ~130), ingest rate unchanged."""
+this ~65–80 ms, this alone ~130 ms (default ~130), ingest rate unchanged."""
 
 
 def favour_waiting_threads() -> None:

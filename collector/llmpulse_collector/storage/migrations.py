@@ -15,13 +15,6 @@ Tables (single server or chDB):
 - ``assertions``, ``feedback``: the same, ordered by ``(project, time)``.
 - ``llm_1m``, ``assertions_1m``: per-minute rollups (AggregatingMergeTree) fed by
   materialized views; their targets also deduplicate, so a replayed insert is counted once.
-- Version 4, ``spans.detail``: a ``MATERIALIZED`` column packing every span column but
-  ``project``, ``trace_id`` and the three large text ones into one JSON array (version tag
-  first, ``SPAN_DETAIL_COLUMNS`` after), computed by ClickHouse at insert (the collector sends
-  nothing more). A trace lookup reads it and the text columns: 6 columns instead of 44, where
-  chDB pays ~0.45 ms a column read. Parts written before it compute it on read from their
-  columns (as fast as before); merges write it. A later layout gets a new version number and
-  readers fall back to the columns for one they do not know.
 - Version 3, coarser rollups fed by views on the per-minute ones (so an insert is aggregated
   once from spans, then from its few rollup rows): ``llm_1h`` and ``assertions_1h`` (all
   keys), ``llm_1h_by_model`` (``MODEL_KEYS``), and ``llm_1h_by_service_model``,
@@ -33,6 +26,13 @@ Tables (single server or chDB):
   migration runs, right after the views exist; that is exact when nothing inserts meanwhile
   (the collector migrates before its writer starts), so on a shared server run ``llmpulse
   migrate`` before starting new collectors.
+- Version 4, ``spans.detail``: a ``MATERIALIZED`` column packing every span column but
+  ``project``, ``trace_id`` and the three large text ones into one JSON array (version tag
+  first, ``SPAN_DETAIL_COLUMNS`` after), computed by ClickHouse at insert (the collector sends
+  nothing more). A trace lookup reads it and the text columns: 6 columns instead of 44, where
+  chDB pays ~0.45 ms a column read. Parts written before it compute it on read from their
+  columns (as fast as before); merges write it. A later layout gets a new version number and
+  readers fall back to the columns for one they do not know.
 
 Cluster mode (``Store.connect(..., cluster="name")``): every statement runs ``ON CLUSTER``,
 the storage tables become ``<name>_local`` Replicated* tables (``{shard}``/``{replica}``
