@@ -35,6 +35,7 @@ convert the events the collector stores.
 from __future__ import annotations
 
 import base64
+import os
 import time
 import zlib
 from collections.abc import Sequence
@@ -61,6 +62,13 @@ from llmpulse_collector.normalize import (
 )
 
 from . import DecodeResult, Limits, PayloadError
+
+try:  # the compiled scanner (setup.py); without it, the pure-Python reference below
+    from llmpulse_collector import _otlpscan
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _otlpscan = None  # type: ignore[assignment]
+# LLMPULSE_PURE_PYTHON=1 runs the reference even where the scanner is built.
+_c_scan = None if _otlpscan is None or os.environ.get("LLMPULSE_PURE_PYTHON") else _otlpscan.scan
 
 __all__ = ["decode_traces", "encode_response"]
 
@@ -286,31 +294,27 @@ def _span_problem(
 # -- protobuf -------------------------------------------------------------------------------
 
 
+# What a protobuf body scans to (``_pb_scan``, or the C scanner ``_otlpscan.scan``): per
+# resource its attributes and per scope its name and spans, each span as
+# (trace id, span id, parent span id, name, kind, start, end, status code, status message,
+# attributes, events of EVENT_NAMES), ids as bytes.
+ScannedSpan = tuple[bytes, bytes, bytes, str, int, int, int, int, str, dict[str, Any], Events]
+Scanned = list[tuple[dict[str, Any], list[tuple[str, list[ScannedSpan]]]]]
+
+
 def _protobuf_request(body: bytes, norm: Normalizer, limits: Limits) -> None:
-    try:
-        request = ExportTraceServiceRequest.FromString(body)
-    except Exception as exc:  # DecodeError, or anything else upb says about bytes it cannot parse
-        raise PayloadError(
-            400,
-            f"not a valid OTLP ExportTraceServiceRequest protobuf: {exc}; send a serialised"
-            " ExportTraceServiceRequest as application/x-protobuf, or OTLP/JSON as application/json",
-        ) from None
-    resource_spans = request.resource_spans
-    _check_count(sum(len(ss.spans) for rs in resource_spans for ss in rs.scope_spans), limits)
     lim = limits.max_attribute_chars
+    scanned = None if _c_scan is None else _c_scan(body, lim, EVENT_NAMES, truncate)
+    if scanned is None:  # no compiled scanner, or a body it leaves to the reference
+        scanned = _pb_scan(body, limits, norm.problems)
+    else:
+        _check_count(sum(len(spans) for _, scopes in scanned for _, spans in scopes), limits)
     oldest = _oldest_start(norm, limits)
-    problems = norm.problems
     add_span = norm.span
-    for ri, rs in enumerate(resource_spans):
-        resource: Resource = norm.resource(_pb_attributes(rs.resource.attributes, lim, problems))
-        for si, ss in enumerate(rs.scope_spans):
-            scope = truncate(ss.scope.name, lim)
-            for i, sp in enumerate(ss.spans):
-                tid = sp.trace_id
-                sid = sp.span_id
-                pid = sp.parent_span_id
-                start = sp.start_time_unix_nano
-                end = sp.end_time_unix_nano
+    for ri, (resource_attrs, scopes) in enumerate(scanned):
+        resource: Resource = norm.resource(resource_attrs)
+        for si, (scope, spans) in enumerate(scopes):
+            for i, (tid, sid, pid, name, kind, start, end, code, message, attrs, events) in enumerate(spans):
                 if not (
                     len(tid) == 16
                     and len(sid) == 8
@@ -328,6 +332,44 @@ def _protobuf_request(body: bytes, norm: Normalizer, limits: Limits) -> None:
                         f"resource_spans[{ri}].scope_spans[{si}].spans[{i}].{field}: {problem[2]}",
                     )
                     continue
+                add_span(
+                    resource,
+                    scope,
+                    tid.hex(),
+                    sid.hex(),
+                    pid.hex() if pid and pid != _ZERO_SPAN else "",
+                    name,
+                    kind if 0 <= kind <= 5 else 0,
+                    start,
+                    end,
+                    code if 0 <= code <= 2 else 0,
+                    message,
+                    attrs,
+                    events,
+                )
+
+
+def _pb_scan(body: bytes, limits: Limits, problems: Problems) -> Scanned:
+    """The reference scan: upb's parse, then each field read once into plain values."""
+    try:
+        request = ExportTraceServiceRequest.FromString(body)
+    except Exception as exc:  # DecodeError, or anything else upb says about bytes it cannot parse
+        raise PayloadError(
+            400,
+            f"not a valid OTLP ExportTraceServiceRequest protobuf: {exc}; send a serialised"
+            " ExportTraceServiceRequest as application/x-protobuf, or OTLP/JSON as application/json",
+        ) from None
+    resource_spans = request.resource_spans
+    _check_count(sum(len(ss.spans) for rs in resource_spans for ss in rs.scope_spans), limits)
+    lim = limits.max_attribute_chars
+    out: Scanned = []
+    for rs in resource_spans:
+        scopes: list[tuple[str, list[ScannedSpan]]] = []
+        out.append((_pb_attributes(rs.resource.attributes, lim, problems), scopes))
+        for ss in rs.scope_spans:
+            spans: list[ScannedSpan] = []
+            scopes.append((truncate(ss.scope.name, lim), spans))
+            for sp in ss.spans:
                 events: Events = []
                 span_events: Sequence[Span.Event] = sp.events
                 if len(span_events) > _MAX_EVENTS:
@@ -341,23 +383,22 @@ def _protobuf_request(body: bytes, norm: Normalizer, limits: Limits) -> None:
                             (ev_name, t if t < _END_OF_TIME else 0, _pb_attributes(e.attributes, lim, problems))
                         )
                 status = sp.status
-                kind = sp.kind
-                code = status.code
-                add_span(
-                    resource,
-                    scope,
-                    tid.hex(),
-                    sid.hex(),
-                    pid.hex() if pid and pid != _ZERO_SPAN else "",
-                    sp.name,
-                    kind if 0 <= kind <= 5 else 0,
-                    start,
-                    end,
-                    code if 0 <= code <= 2 else 0,
-                    status.message,
-                    _pb_attributes(sp.attributes, lim, problems),
-                    events,
+                spans.append(
+                    (
+                        sp.trace_id,
+                        sp.span_id,
+                        sp.parent_span_id,
+                        sp.name,
+                        sp.kind,
+                        sp.start_time_unix_nano,
+                        sp.end_time_unix_nano,
+                        status.code,
+                        status.message,
+                        _pb_attributes(sp.attributes, lim, problems),
+                        events,
+                    )
                 )
+    return out
 
 
 def _pb_attributes(kvs: Sequence[KeyValue], lim: int, problems: Problems) -> dict[str, Any]:
