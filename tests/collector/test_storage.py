@@ -351,6 +351,31 @@ def test_nanosecond_timestamps_round_trip_exactly(store: Store, rows: Rows) -> N
     assert detail["spans"][0]["end"] == start + 1_234_567_891
 
 
+def test_low_cardinality_columns_are_sent_as_plain_strings_and_stored_as_declared(store: Store, rows: Rows) -> None:
+    """Inserts send LowCardinality columns as their inner type (the server builds the
+    dictionaries); the table keeps its declared types and the values round-trip."""
+    sent = store._column_types("spans", SPAN_COLUMNS)
+    assert sent is not None
+    assert not [t.name for t in sent if "LowCardinality" in t.name]
+    assert sum("LowCardinality" in t for _, t, _ in SPAN_SCHEMA) >= 10
+    span, _ = rows
+    now = _now_ns()
+    values = [
+        span(start_time=now, service=f"svc-{i % 3}", model=f"m-{i}", finish_reasons=["stop", f"r{i}"]) for i in range(5)
+    ]
+    store.insert_columns(
+        "spans", SPAN_COLUMNS, [[v.get(c) for v in values] for c in SPAN_COLUMNS], dedup_token="lowcard"
+    )
+    back = store.query(
+        "SELECT service, model, finish_reasons, toTypeName(model) AS t, toTypeName(finish_reasons) AS ft"
+        " FROM spans ORDER BY model"
+    )
+    assert [(r["service"], r["model"], r["finish_reasons"]) for r in back] == [
+        (f"svc-{i % 3}", f"m-{i}", ["stop", f"r{i}"]) for i in range(5)
+    ]
+    assert {(r["t"], r["ft"]) for r in back} == {("LowCardinality(String)", "Array(LowCardinality(String))")}
+
+
 def test_missing_keys_and_nulls_take_row_defaults(store: Store) -> None:
     start = _now_ns()
     sparse = {"project": "acme", "start_time": start, "trace_id": "a" * 32, "span_id": "b" * 16, "input_tokens": None}
