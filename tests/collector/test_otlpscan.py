@@ -27,7 +27,11 @@ from llmpulse_collector.normalize import EVENT_NAMES, ModelNames, Problems, trun
 
 LIM = 40  # short, so generated strings cross the cut
 LIMITS = Limits(max_attribute_chars=LIM, max_content_chars=60)
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# derandomized: the same examples every run, so the suite's time does not depend on the seed
+# (some seeds sent hypothesis's example tree into a slow path for minutes)
+SETTINGS = settings(
+    max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+)
 
 _text = st.one_of(
     st.sampled_from(["", "gen_ai.request.model", "llmpulse.refusal", "gpt-4o", "é", "x" * 39, "y" * 41]),
@@ -54,7 +58,7 @@ _scalars = st.one_of(
     st.builds(lambda b: AnyValue(bytes_value=b), st.binary(max_size=8)),  # left to the reference
     st.just(AnyValue()),  # no value at all
 )
-_values = st.recursive(_scalars, _any_value, max_leaves=12)
+_values = st.recursive(_scalars, _any_value, max_leaves=8)
 _attributes = st.lists(
     st.one_of(
         st.builds(lambda k, v: KeyValue(key=k, value=v), _keys, _values),
@@ -255,7 +259,7 @@ def _decode(body: bytes) -> Any:
     return repr((result.spans, result.assertions, result.rejected, result.errors))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(SETTINGS, max_examples=100)
 @given(request=_requests())
 def test_decode_traces_gives_the_same_rows_with_and_without_the_scanner(
     request: ExportTraceServiceRequest, monkeypatch: pytest.MonkeyPatch

@@ -548,6 +548,10 @@ def test_dockerfile_installs_the_collector_extra_from_the_copied_sources() -> No
     # the packages setuptools finds (`where`) are copied
     for where in pyproject()["tool"]["setuptools"]["packages"]["find"]["where"]:
         assert f"{where}/" in copied or where in copied, f"package root {where} not copied"
+    # the C scanner is built (setup.py and a compiler in the build stage) and checked there
+    assert "setup.py" in copied
+    assert "gcc" in runs and "import llmpulse_collector._otlpscan" in runs
+    assert "gcc" not in " ".join(df.all("RUN", df.final)), "the runtime stage stays compiler-free"
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
