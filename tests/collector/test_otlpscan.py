@@ -9,7 +9,9 @@ and without the scanner. The reference is what runs where the extension cannot b
 
 from __future__ import annotations
 
+import gc
 import random
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -277,3 +279,28 @@ def test_decode_traces_gives_the_same_rows_with_and_without_the_scanner(
         except PayloadError as exc:
             reference = repr(exc)
     assert compiled == reference
+
+
+def test_scanning_leaks_no_objects() -> None:
+    """Every reference the scanner takes is released, on success and on each way out."""
+    bodies = [
+        _plain_request().SerializeToString(),
+        _with_bad_utf8(lambda rs: setattr(rs.scope_spans[0].spans[0].status, "message", "ZZZZ")),
+        _with_bad_utf8(lambda rs: rs.scope_spans[0].spans[0].events[1].attributes.add(key="ZZZZ")),
+        _plain_request().SerializeToString()[:-7],  # cut short: a parse error mid-span
+    ]
+    for body in bodies:  # warm up (interned strings, caches)
+        scan(body, LIM, EVENT_NAMES, truncate)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(300):
+            for body in bodies:
+                scan(body, LIM, EVENT_NAMES, truncate)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # one leaked object a span would be ~300 x 20 x 50 bytes = 300 KB
+    assert grown < 16_384, grown
