@@ -676,10 +676,607 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* -- normalising one span ------------------------------------------------------------- */
+
+/* normalize_span(ctx, resource, scope, trace_id, span_id, parent_span_id, name, kind, start,
+ * end, status_code, status_message, attrs, events) -> row dict | None
+ *
+ * normalize.Normalizer.span's row, built in C (the Python method is the reference and the
+ * fallback; tests/collector/test_otlpscan.py compares the two on generated spans). None, with
+ * nothing changed, for what it leaves to the reference: a sample weight that makes it warn,
+ * message attributes that are not strings or are indexed (gen_ai.prompt.0.*), and a reply
+ * text that _semconv cannot read. ctx is Normalizer._c_ctx (see there for its fields). The
+ * caller adds the row and its assertion rows.
+ */
+
+enum {
+    K_OPERATION, K_REQUEST_TYPE, K_OI_KIND, K_REFUSAL, K_REFUSAL_SOURCE, K_REFUSAL_CATEGORY, K_RESPONSE_ID,
+    K_FINISH_REASONS, K_COMPLETION_FINISH, K_COMPLETION_REFUSAL, K_COST, K_SAMPLE_WEIGHT, K_ERROR_TYPE,
+    K_EXCEPTION_TYPE, K_PROMPT_NAME, K_INPUT_MESSAGES, K_OUTPUT_MESSAGES, K_N_KEYS
+};
+static const char *KEY_NAMES[K_N_KEYS] = {
+    "gen_ai.operation.name", "llm.request.type", "openinference.span.kind", "llmpulse.refusal",
+    "llmpulse.refusal.source", "llmpulse.refusal.category", "gen_ai.response.id", "gen_ai.response.finish_reasons",
+    "gen_ai.completion.0.finish_reason", "gen_ai.completion.0.refusal", "llmpulse.cost.usd", "llmpulse.sample_weight",
+    "error.type", "exception.type", "gen_ai.prompt.name", "gen_ai.input.messages", "gen_ai.output.messages",
+};
+static PyObject *KEYS[K_N_KEYS];
+
+/* Alias lists, first present wins (llmpulse._semconv and normalize.py name the same). */
+#define MAX_ALIASES 4
+typedef struct {
+    const char *names[MAX_ALIASES + 1];
+    PyObject *keys[MAX_ALIASES];
+    int n;
+} Aliases;
+static Aliases A_PROVIDER = {.names = {"gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", NULL}};
+static Aliases A_REQUEST_MODEL = {.names = {"gen_ai.request.model", "llm.request.model", "llm.model_name", NULL}};
+static Aliases A_RESPONSE_MODEL = {.names = {"gen_ai.response.model", "llm.response.model", "llm.model_name", NULL}};
+static Aliases A_INPUT = {.names = {"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+                           "llm.usage.prompt_tokens", NULL}};
+static Aliases A_OUTPUT = {.names = {"gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                            "llm.token_count.completion", "llm.usage.completion_tokens", NULL}};
+static Aliases A_CACHE_READ = {.names = {"gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+                                "llm.token_count.prompt_details.cache_read", NULL}};
+static Aliases A_CACHE_WRITE = {.names = {"gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens",
+                                 "llm.token_count.prompt_details.cache_write", NULL}};
+static Aliases A_REASONING = {.names = {"gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
+                               "llm.token_count.completion_details.reasoning", NULL}};
+static Aliases A_MARKERS = {.names = {"gen_ai.system", "gen_ai.provider.name", "gen_ai.request.model", "llm.model_name", NULL}};
+static Aliases A_TTFT = {.names = {"gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token", NULL}};
+static Aliases A_STREAM = {.names = {"gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming", NULL}};
+static Aliases A_PROMPT_VERSION = {.names = {"llmpulse.prompt.version", "llm.prompt_template.version", NULL}};
+static Aliases A_USER = {.names = {"user.id", "llmpulse.user_id", "enduser.id", NULL}};
+static Aliases A_SESSION = {.names = {"session.id", "llmpulse.session_id", "gen_ai.conversation.id", NULL}};
+static Aliases A_RAW_INPUT = {.names = {"llmpulse.input", "input.value", NULL}};
+static Aliases A_RAW_OUTPUT = {.names = {"llmpulse.output", "output.value", NULL}};
+/* the first keys of indexed messages (OpenLLMetry, OpenInference): left to the reference */
+static Aliases A_INDEXED = {.names = {"gen_ai.prompt.0.role", "gen_ai.prompt.0.content", "llm.input_messages.0.message.role",
+                             "llm.input_messages.0.message.content", NULL}};
+static Aliases A_INDEXED_OUT = {.names = {"gen_ai.completion.0.role", "gen_ai.completion.0.content",
+                                 "llm.output_messages.0.message.role", "llm.output_messages.0.message.content", NULL}};
+static Aliases *ALL_ALIASES[] = {&A_PROVIDER, &A_REQUEST_MODEL, &A_RESPONSE_MODEL, &A_INPUT, &A_OUTPUT, &A_CACHE_READ,
+                                 &A_CACHE_WRITE, &A_REASONING, &A_MARKERS, &A_TTFT, &A_STREAM, &A_PROMPT_VERSION,
+                                 &A_USER, &A_SESSION, &A_RAW_INPUT, &A_RAW_OUTPUT, &A_INDEXED, &A_INDEXED_OUT, NULL};
+
+enum {
+    C_START, C_END, C_DURATION, C_TRACE, C_SPAN, C_PARENT, C_NAME, C_KIND, C_STATUS_CODE, C_STATUS_MESSAGE, C_SERVICE,
+    C_ENVIRONMENT, C_RELEASE, C_SCOPE, C_IS_LLM, C_OPERATION, C_PROVIDER, C_REQUEST_MODEL, C_RESPONSE_MODEL, C_MODEL,
+    C_PROMPT_NAME, C_PROMPT_VERSION, C_RESPONSE_ID, C_INPUT_TOKENS, C_OUTPUT_TOKENS, C_CACHE_READ, C_CACHE_WRITE,
+    C_REASONING, C_COST, C_TTFT, C_STREAM, C_FINISH_REASONS, C_REFUSAL, C_REFUSAL_SOURCE, C_REFUSAL_CATEGORY,
+    C_ERROR_TYPE, C_SAMPLE_WEIGHT, C_USER, C_SESSION, C_INPUT, C_OUTPUT, C_ATTRIBUTES, C_N
+};
+static const char *COLUMN_NAMES[C_N] = {
+    "start_time", "end_time", "duration_s", "trace_id", "span_id", "parent_span_id", "name", "kind", "status_code",
+    "status_message", "service", "environment", "release", "scope", "is_llm", "operation", "provider",
+    "request_model", "response_model", "model", "prompt_name", "prompt_version", "response_id", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "ttft_s", "stream",
+    "finish_reasons", "refusal", "refusal_source", "refusal_category", "error_type", "sample_weight", "user_id",
+    "session_id", "input", "output", "attributes",
+};
+static PyObject *COLUMNS[C_N];
+static PyObject *S_PROVIDER, *S_HEURISTIC, *S_CONTENT_FILTER, *S_REFUSAL_WORD, *S_EXCEPTION, *S_LLM, *S_EMBEDDING,
+    *S_LOWER, *S_CATEGORY, *ONE;
+
+typedef struct {
+    PyObject *template_row;
+    Py_ssize_t attr_chars, content_chars;
+    PyObject *project, *models, *cost, *detect, *output_text, *dumps, *truncate;
+    PyObject *request_types, *oi_kinds, *not_model_calls, *consumed_genai, *consumed_always;
+} Ctx;
+
+/* attrs.get(key): borrowed, NULL when absent (or on error, with the exception set). */
+static inline PyObject *get(PyObject *attrs, PyObject *key) { return PyDict_GetItemWithError(attrs, key); }
+
+/* normalize._text: a str as is, an int or float as str(), "" for anything else. New reference. */
+static PyObject *text_of(PyObject *v) {
+    if (v != NULL && PyUnicode_CheckExact(v)) {
+        Py_INCREF(v);
+        return v;
+    }
+    if (v != NULL && (PyLong_CheckExact(v) || PyFloat_CheckExact(v))) return PyObject_Str(v);
+    Py_INCREF(EMPTY_STR);
+    return EMPTY_STR;
+}
+
+/* _semconv._first: the first alias with a value that is not None and not "". Borrowed. */
+static PyObject *first(PyObject *attrs, Aliases *a) {
+    for (int i = 0; i < a->n; i++) {
+        PyObject *v = get(attrs, a->keys[i]);
+        if (v == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            continue;
+        }
+        if (v == Py_None || (PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) == 0)) continue;
+        return v;
+    }
+    return NULL;
+}
+
+/* normalize._tokens(_semconv._int(v)): a count below 2**53, else -1 (absent). */
+static long long tokens_of(PyObject *v) {
+    if (v == NULL || PyBool_Check(v)) return -1;
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || n < 0 || n >= (1LL << 53)) {
+            PyErr_Clear();
+            return -1;
+        }
+        return n;
+    }
+    if (PyFloat_CheckExact(v)) {
+        double d = PyFloat_AS_DOUBLE(v);
+        if (d >= 0 && d < 9007199254740992.0 && d == (double)(long long)d) return (long long)d;
+        return -1;
+    }
+    if (PyUnicode_CheckExact(v) && PyUnicode_IS_ASCII(v)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+        const char *s = (const char *)PyUnicode_DATA(v);
+        if (n == 0 || n >= 20) return -1;
+        unsigned long long x = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9') return -1;
+            x = x * 10 + (unsigned long long)(s[i] - '0');
+        }
+        return x < (1ULL << 53) ? (long long)x : -1;
+    }
+    return -1;
+}
+
+/* normalize._number: a finite int or float >= 0 as float, else None (bools are not numbers).
+   NULL with an exception only on memory errors. */
+static PyObject *number_of(PyObject *v) {
+    double d;
+    if (v != NULL && PyFloat_CheckExact(v)) d = PyFloat_AS_DOUBLE(v);
+    else if (v != NULL && PyLong_CheckExact(v)) {
+        d = PyLong_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred()) return NULL; /* past a double: the reference raises too */
+    } else
+        Py_RETURN_NONE;
+    if (d >= 0 && d < Py_HUGE_VAL) return PyFloat_FromDouble(d);
+    Py_RETURN_NONE;
+}
+
+static PyObject *cut(Ctx *c, PyObject *s, Py_ssize_t lim) {
+    if (PyUnicode_GET_LENGTH(s) <= lim) {
+        Py_INCREF(s);
+        return s;
+    }
+    PyObject *n = PyLong_FromSsize_t(lim);
+    if (n == NULL) return NULL;
+    PyObject *r = PyObject_CallFunctionObjArgs(c->truncate, s, n, NULL);
+    Py_DECREF(n);
+    return r;
+}
+
+static int set_steal(PyObject *row, int column, PyObject *value) {
+    if (value == NULL) return -1;
+    int r = PyDict_SetItem(row, COLUMNS[column], value);
+    Py_DECREF(value);
+    return r;
+}
+
+static PyObject *token_obj(long long n) { return n < 0 ? (Py_INCREF(Py_None), Py_None) : PyLong_FromLongLong(n); }
+
+/* Normalizer._content: the messages of one side as stored, "" when absent, NULL+FALLBACK for
+   what the reference does (JSON of a non-string value, indexed messages). used_raw is the raw
+   key taken, if any (borrowed). */
+static PyObject *content(PyObject *attrs, PyObject *key, Aliases *indexed, Aliases *raw, PyObject **used_raw, int *fallback) {
+    PyObject *v = get(attrs, key);
+    if (v == NULL && PyErr_Occurred()) return NULL;
+    if (v != NULL && v != Py_None) {
+        if (!PyUnicode_CheckExact(v)) goto fall;
+        Py_INCREF(v);
+        return v;
+    }
+    for (int i = 0; i < indexed->n; i++) {
+        int has = PyDict_Contains(attrs, indexed->keys[i]);
+        if (has < 0) return NULL;
+        if (has) goto fall;
+    }
+    for (int i = 0; i < raw->n; i++) {
+        v = get(attrs, raw->keys[i]);
+        if (v == NULL && PyErr_Occurred()) return NULL;
+        if (v != NULL && v != Py_None) {
+            if (!PyUnicode_CheckExact(v)) goto fall;
+            *used_raw = raw->keys[i];
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    Py_INCREF(EMPTY_STR);
+    return EMPTY_STR;
+fall:
+    *fallback = 1;
+    return NULL;
+}
+
+#define CHECK(x) do { if ((x) < 0) goto error; } while (0)
+#define GET(dst, key) do { dst = get(attrs, key); if (dst == NULL && PyErr_Occurred()) goto error; } while (0)
+
+static PyObject *normalize_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "normalize_span takes 14 arguments");
+        return NULL;
+    }
+    Ctx c;
+    if (!PyArg_ParseTuple(args[0], "O!nnOOOOOOOO!O!O!O!O!:ctx", &PyDict_Type, &c.template_row, &c.attr_chars,
+                          &c.content_chars, &c.project, &c.models, &c.cost, &c.detect, &c.output_text, &c.dumps,
+                          &c.truncate, &PyDict_Type, &c.request_types, &PyDict_Type, &c.oi_kinds, &PyFrozenSet_Type,
+                          &c.not_model_calls, &PyFrozenSet_Type, &c.consumed_genai, &PyFrozenSet_Type,
+                          &c.consumed_always))
+        return NULL;
+    PyObject *resource = args[1], *scope = args[2], *name = args[6], *message = args[11], *attrs = args[12],
+             *events = args[13];
+    if (!PyTuple_CheckExact(resource) || PyTuple_GET_SIZE(resource) != 3 || !PyDict_CheckExact(attrs) ||
+        !PyList_CheckExact(events) || !PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(message)) {
+        PyErr_SetString(PyExc_TypeError, "normalize_span: resource must be a 3-tuple, attrs a dict, events a list");
+        return NULL;
+    }
+    long long start = PyLong_AsLongLong(args[8]), end = PyLong_AsLongLong(args[9]);
+    if (PyErr_Occurred()) return NULL;
+
+    int fallback = 0;
+    PyObject *row = PyDict_Copy(c.template_row);
+    PyObject *operation = NULL, *provider = NULL, *request_model = NULL, *response_model = NULL, *model = NULL;
+    PyObject *reasons = NULL, *output_text = NULL, *cost = NULL, *in_text = NULL, *out_text = NULL, *v, *t;
+    PyObject *used_in = NULL, *used_out = NULL;
+    if (row == NULL) return NULL;
+
+    CHECK(PyDict_SetItem(row, COLUMNS[C_START], args[8]));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_END], args[9]));
+    CHECK(set_steal(row, C_DURATION, PyFloat_FromDouble((double)(end - start) / 1e9)));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_TRACE], args[3]));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_SPAN], args[4]));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_PARENT], args[5]));
+    CHECK(set_steal(row, C_NAME, cut(&c, name, c.attr_chars)));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_KIND], args[7]));
+    if (PyObject_IsTrue(args[10])) CHECK(PyDict_SetItem(row, COLUMNS[C_STATUS_CODE], args[10]));
+    if (PyUnicode_GET_LENGTH(message)) CHECK(set_steal(row, C_STATUS_MESSAGE, cut(&c, message, c.attr_chars)));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_SERVICE], PyTuple_GET_ITEM(resource, 0)));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_ENVIRONMENT], PyTuple_GET_ITEM(resource, 1)));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_RELEASE], PyTuple_GET_ITEM(resource, 2)));
+    CHECK(PyDict_SetItem(row, COLUMNS[C_SCOPE], scope));
+
+    GET(v, KEYS[K_OPERATION]);
+    int has_operation = v != NULL;
+    if (v != NULL && PyUnicode_CheckExact(v)) {
+        operation = v;
+        Py_INCREF(operation);
+    } else {
+        GET(v, KEYS[K_REQUEST_TYPE]);
+        t = text_of(v);
+        if (t == NULL) goto error;
+        operation = PyDict_GetItemWithError(c.request_types, t);
+        Py_DECREF(t);
+        if (operation == NULL && PyErr_Occurred()) goto error;
+        if (operation == NULL || PyUnicode_GET_LENGTH(operation) == 0) {
+            GET(v, KEYS[K_OI_KIND]);
+            t = text_of(v);
+            if (t == NULL) goto error;
+            operation = PyDict_GetItemWithError(c.oi_kinds, t);
+            Py_DECREF(t);
+            if (operation == NULL && PyErr_Occurred()) goto error;
+        }
+        operation = operation == NULL ? EMPTY_STR : operation;
+        Py_INCREF(operation);
+    }
+    CHECK(PyDict_SetItem(row, COLUMNS[C_OPERATION], operation));
+    int genai = has_operation;
+    if (!genai) {
+        GET(v, KEYS[K_OI_KIND]);
+        if (v != NULL && PyUnicode_CheckExact(v))
+            genai = PyUnicode_Compare(v, S_LLM) == 0 || PyUnicode_Compare(v, S_EMBEDDING) == 0;
+        for (int i = 0; !genai && i < A_MARKERS.n; i++) {
+            int has = PyDict_Contains(attrs, A_MARKERS.keys[i]);
+            CHECK(has);
+            genai = has;
+        }
+    }
+    int in_calls = PySet_Contains(c.not_model_calls, operation);
+    CHECK(in_calls);
+    int is_llm = genai && !in_calls;
+    long long input_tokens = -1, output_tokens = -1, cache_read = -1, cache_write = -1;
+    if (!genai) {
+        CHECK(set_steal(row, C_FINISH_REASONS, PyList_New(0)));
+    } else {
+        PyObject *refusal_verdict;
+        GET(refusal_verdict, KEYS[K_REFUSAL]);
+        int verdict = refusal_verdict != NULL && PyBool_Check(refusal_verdict);
+        /* _semconv.from_attributes */
+        v = first(attrs, &A_RESPONSE_MODEL);
+        if (v == NULL && PyErr_Occurred()) goto error;
+        response_model = v != NULL && PyUnicode_CheckExact(v) ? v : EMPTY_STR;
+        Py_INCREF(response_model);
+        input_tokens = tokens_of(first(attrs, &A_INPUT));
+        output_tokens = tokens_of(first(attrs, &A_OUTPUT));
+        cache_read = tokens_of(first(attrs, &A_CACHE_READ));
+        cache_write = tokens_of(first(attrs, &A_CACHE_WRITE));
+        long long reasoning = tokens_of(first(attrs, &A_REASONING));
+        if (PyErr_Occurred()) goto error;
+        reasons = PyList_New(0);
+        if (reasons == NULL) goto error;
+        GET(v, KEYS[K_FINISH_REASONS]);
+        if (v != NULL && PyUnicode_CheckExact(v)) {
+            CHECK(PyList_Append(reasons, v));
+        } else if (v != NULL && (PyList_Check(v) || PyTuple_Check(v))) {
+            PyObject *seq = PySequence_Fast(v, "");
+            if (seq == NULL) goto error;
+            for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+                PyObject *r = PySequence_Fast_GET_ITEM(seq, i);
+                if (PyUnicode_Check(r) && PyList_Append(reasons, r) < 0) {
+                    Py_DECREF(seq);
+                    goto error;
+                }
+            }
+            Py_DECREF(seq);
+        } else {
+            GET(v, KEYS[K_COMPLETION_FINISH]);
+            if (v != NULL && PyUnicode_Check(v)) CHECK(PyList_Append(reasons, v));
+        }
+        if (!verdict) {
+            output_text = PyObject_CallOneArg(c.output_text, attrs);
+            if (output_text == NULL) {
+                PyErr_Clear(); /* the reference reads the span again, with a warning */
+                fallback = 1;
+                goto error;
+            }
+        }
+        int provider_refusal = 0;
+        PyObject *refusal_category = EMPTY_STR;
+        GET(v, KEYS[K_COMPLETION_REFUSAL]);
+        if (v != NULL && PyUnicode_Check(v) && PyUnicode_GET_LENGTH(v)) provider_refusal = 1;
+        int has_filter = PySequence_Contains(reasons, S_CONTENT_FILTER);
+        CHECK(has_filter);
+        if (has_filter) {
+            provider_refusal = 1;
+            refusal_category = S_CONTENT_FILTER;
+        } else {
+            int has_refusal = PySequence_Contains(reasons, S_REFUSAL_WORD);
+            CHECK(has_refusal);
+            if (has_refusal) provider_refusal = 1;
+        }
+        /* provider, request model, model */
+        v = first(attrs, &A_PROVIDER);
+        if (v == NULL && PyErr_Occurred()) goto error;
+        provider = v != NULL && PyUnicode_Check(v) ? PyObject_CallMethodNoArgs(v, S_LOWER) : (Py_INCREF(EMPTY_STR), EMPTY_STR);
+        if (provider == NULL) goto error;
+        v = first(attrs, &A_REQUEST_MODEL);
+        if (v == NULL && PyErr_Occurred()) goto error;
+        request_model = v != NULL && PyUnicode_Check(v) ? v : EMPTY_STR;
+        Py_INCREF(request_model);
+        int has_request = PyUnicode_GET_LENGTH(request_model) > 0;
+        if (c.models == Py_None) {
+            model = PyUnicode_GET_LENGTH(response_model) ? response_model : request_model;
+            Py_INCREF(model);
+        } else if (PyUnicode_GET_LENGTH(response_model)) {
+            model = response_model;
+            Py_INCREF(model);
+            if (has_request) {
+                PyObject *key = PyTuple_Pack(3, c.project, provider, request_model);
+                PyObject *r = key == NULL ? NULL : PyObject_CallMethod(c.models, "learn", "OO", key, response_model);
+                Py_XDECREF(key);
+                if (r == NULL) goto error;
+                Py_DECREF(r);
+            }
+        } else {
+            model = NULL;
+            if (has_request) {
+                PyObject *key = PyTuple_Pack(3, c.project, provider, request_model);
+                model = key == NULL ? NULL : PyObject_CallMethod(c.models, "answer", "(O)", key);
+                Py_XDECREF(key);
+                if (model == NULL) goto error;
+                int truthy = PyObject_IsTrue(model);
+                CHECK(truthy);
+                if (!truthy) Py_CLEAR(model);
+            }
+            if (model == NULL) {
+                model = request_model;
+                Py_INCREF(model);
+            }
+        }
+        CHECK(set_steal(row, C_IS_LLM, PyLong_FromLong(is_llm)));
+        CHECK(PyDict_SetItem(row, COLUMNS[C_PROVIDER], provider));
+        CHECK(PyDict_SetItem(row, COLUMNS[C_REQUEST_MODEL], request_model));
+        CHECK(PyDict_SetItem(row, COLUMNS[C_RESPONSE_MODEL], response_model));
+        CHECK(PyDict_SetItem(row, COLUMNS[C_MODEL], model));
+        GET(v, KEYS[K_RESPONSE_ID]);
+        CHECK(PyDict_SetItem(row, COLUMNS[C_RESPONSE_ID], v != NULL && PyUnicode_Check(v) ? v : EMPTY_STR));
+        CHECK(set_steal(row, C_INPUT_TOKENS, PyLong_FromLongLong(input_tokens < 0 ? 0 : input_tokens)));
+        CHECK(set_steal(row, C_OUTPUT_TOKENS, PyLong_FromLongLong(output_tokens < 0 ? 0 : output_tokens)));
+        CHECK(set_steal(row, C_CACHE_READ, PyLong_FromLongLong(cache_read < 0 ? 0 : cache_read)));
+        CHECK(set_steal(row, C_CACHE_WRITE, PyLong_FromLongLong(cache_write < 0 ? 0 : cache_write)));
+        CHECK(set_steal(row, C_REASONING, PyLong_FromLongLong(reasoning < 0 ? 0 : reasoning)));
+        {
+            Py_ssize_t n = PyList_GET_SIZE(reasons) < 16 ? PyList_GET_SIZE(reasons) : 16;
+            PyObject *kept = PyList_New(n);
+            if (kept == NULL) goto error;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *r = PyList_GET_ITEM(reasons, i);
+                PyObject *short_r = PyUnicode_Substring(r, 0, 256);
+                if (short_r == NULL) {
+                    Py_DECREF(kept);
+                    goto error;
+                }
+                PyList_SET_ITEM(kept, i, short_r);
+            }
+            CHECK(set_steal(row, C_FINISH_REASONS, kept));
+        }
+        GET(v, KEYS[K_COST]);
+        cost = v == NULL ? (Py_INCREF(Py_None), Py_None) : number_of(v);
+        if (cost == NULL) goto error;
+        if (cost == Py_None && is_llm && PyUnicode_GET_LENGTH(model)) {
+            Py_DECREF(cost);
+            PyObject *a[6] = {PyUnicode_GET_LENGTH(provider) ? provider : Py_None, model, NULL, NULL, NULL, NULL};
+            a[2] = token_obj(input_tokens);
+            a[3] = token_obj(output_tokens);
+            a[4] = token_obj(cache_read);
+            a[5] = token_obj(cache_write);
+            cost = a[2] && a[3] && a[4] && a[5] ? PyObject_Vectorcall(c.cost, a, 6, NULL) : NULL;
+            for (int i = 2; i < 6; i++) Py_XDECREF(a[i]);
+            if (cost == NULL) goto error;
+        }
+        CHECK(PyDict_SetItem(row, COLUMNS[C_COST], cost));
+        if (verdict) {
+            if (refusal_verdict == Py_True) {
+                CHECK(PyDict_SetItem(row, COLUMNS[C_REFUSAL], ONE));
+                GET(v, KEYS[K_REFUSAL_SOURCE]);
+                CHECK(set_steal(row, C_REFUSAL_SOURCE, text_of(v)));
+                GET(v, KEYS[K_REFUSAL_CATEGORY]);
+                CHECK(set_steal(row, C_REFUSAL_CATEGORY, text_of(v)));
+            }
+        } else if (is_llm) {
+            if (provider_refusal) {
+                CHECK(PyDict_SetItem(row, COLUMNS[C_REFUSAL], ONE));
+                CHECK(PyDict_SetItem(row, COLUMNS[C_REFUSAL_SOURCE], S_PROVIDER));
+                CHECK(PyDict_SetItem(row, COLUMNS[C_REFUSAL_CATEGORY], refusal_category));
+            } else if (PyObject_IsTrue(output_text)) {
+                PyObject *match = PyObject_CallOneArg(c.detect, output_text);
+                if (match == NULL) goto error;
+                if (match != Py_None) {
+                    PyObject *category = PyObject_GetAttr(match, S_CATEGORY);
+                    int ok = category != NULL && PyDict_SetItem(row, COLUMNS[C_REFUSAL], ONE) == 0 &&
+                             PyDict_SetItem(row, COLUMNS[C_REFUSAL_SOURCE], S_HEURISTIC) == 0 &&
+                             PyDict_SetItem(row, COLUMNS[C_REFUSAL_CATEGORY],
+                                            category != Py_None && PyObject_IsTrue(category) ? category : EMPTY_STR) == 0;
+                    Py_XDECREF(category);
+                    Py_DECREF(match);
+                    if (!ok) goto error;
+                } else
+                    Py_DECREF(match);
+            }
+        }
+        GET(v, A_TTFT.keys[0]);
+        if (v == NULL || v == Py_None) GET(v, A_TTFT.keys[1]);
+        if (v != NULL && v != Py_None) CHECK(set_steal(row, C_TTFT, number_of(v)));
+        for (int i = 0; i < A_STREAM.n; i++) {
+            GET(v, A_STREAM.keys[i]);
+            if (v == Py_True) {
+                CHECK(PyDict_SetItem(row, COLUMNS[C_STREAM], ONE));
+                break;
+            }
+        }
+    }
+    GET(v, KEYS[K_SAMPLE_WEIGHT]);
+    if (v != NULL && v != Py_None) {
+        double w = -1;
+        if (PyFloat_CheckExact(v)) w = PyFloat_AS_DOUBLE(v);
+        else if (PyLong_CheckExact(v)) {
+            w = PyLong_AsDouble(v);
+            if (w == -1.0 && PyErr_Occurred()) goto error;
+        }
+        if (!(w >= 1 && w < Py_HUGE_VAL)) { /* the reference warns */
+            fallback = 1;
+            goto error;
+        }
+        CHECK(set_steal(row, C_SAMPLE_WEIGHT, PyFloat_FromDouble(w)));
+    }
+    GET(v, KEYS[K_ERROR_TYPE]);
+    if (v != NULL && v != Py_None) {
+        CHECK(set_steal(row, C_ERROR_TYPE, text_of(v)));
+    } else {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
+            PyObject *ev = PyList_GET_ITEM(events, i);
+            if (!PyTuple_Check(ev) || PyTuple_GET_SIZE(ev) != 3 || !PyDict_Check(PyTuple_GET_ITEM(ev, 2))) {
+                fallback = 1;
+                goto error;
+            }
+            int eq = PyObject_RichCompareBool(PyTuple_GET_ITEM(ev, 0), S_EXCEPTION, Py_EQ);
+            CHECK(eq);
+            if (!eq) continue;
+            PyObject *et = PyDict_GetItemWithError(PyTuple_GET_ITEM(ev, 2), KEYS[K_EXCEPTION_TYPE]);
+            if (et == NULL && PyErr_Occurred()) goto error;
+            t = text_of(et);
+            if (t == NULL) goto error;
+            if (PyUnicode_GET_LENGTH(t)) {
+                CHECK(set_steal(row, C_ERROR_TYPE, t));
+                break;
+            }
+            Py_DECREF(t);
+        }
+    }
+    in_text = content(attrs, KEYS[K_INPUT_MESSAGES], &A_INDEXED, &A_RAW_INPUT, &used_in, &fallback);
+    if (in_text == NULL) goto error;
+    out_text = content(attrs, KEYS[K_OUTPUT_MESSAGES], &A_INDEXED_OUT, &A_RAW_OUTPUT, &used_out, &fallback);
+    if (out_text == NULL) goto error;
+    if (PyUnicode_GET_LENGTH(in_text)) CHECK(set_steal(row, C_INPUT, cut(&c, in_text, c.content_chars)));
+    if (PyUnicode_GET_LENGTH(out_text)) CHECK(set_steal(row, C_OUTPUT, cut(&c, out_text, c.content_chars)));
+    {
+        PyObject *skip = genai ? c.consumed_genai : c.consumed_always;
+        PyObject *rest = PyDict_New(), *key, *value;
+        Py_ssize_t pos = 0;
+        if (rest == NULL) goto error;
+        while (PyDict_Next(attrs, &pos, &key, &value)) {
+            int skipped = PySet_Contains(skip, key);
+            if (skipped == 0 && ((used_in != NULL && PyUnicode_Compare(key, used_in) == 0) ||
+                                 (used_out != NULL && PyUnicode_Compare(key, used_out) == 0)))
+                skipped = 1;
+            if (skipped < 0 || (!skipped && PyDict_SetItem(rest, key, value) < 0)) {
+                Py_DECREF(rest);
+                goto error;
+            }
+        }
+        if (PyDict_GET_SIZE(rest)) {
+            PyObject *json = PyObject_CallOneArg(c.dumps, rest);
+            Py_DECREF(rest);
+            if (json == NULL) { /* the reference stores "{}" with a warning */
+                PyErr_Clear();
+                fallback = 1;
+                goto error;
+            }
+            PyObject *str = PyUnicode_FromEncodedObject(json, "utf-8", NULL);
+            Py_DECREF(json);
+            CHECK(set_steal(row, C_ATTRIBUTES, str));
+        } else
+            Py_DECREF(rest);
+    }
+    Aliases *ids[2] = {&A_USER, &A_SESSION};
+    int id_columns[2] = {C_USER, C_SESSION};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < ids[k]->n; i++) {
+            GET(v, ids[k]->keys[i]);
+            if (v == NULL) continue;
+            t = text_of(v);
+            if (t == NULL) goto error;
+            if (PyUnicode_GET_LENGTH(t)) {
+                CHECK(set_steal(row, id_columns[k], t));
+                break;
+            }
+            Py_DECREF(t);
+        }
+    }
+    GET(v, KEYS[K_PROMPT_NAME]);
+    CHECK(set_steal(row, C_PROMPT_NAME, text_of(v)));
+    GET(v, A_PROMPT_VERSION.keys[0]);
+    if (v == NULL || v == Py_None) GET(v, A_PROMPT_VERSION.keys[1]);
+    CHECK(set_steal(row, C_PROMPT_VERSION, text_of(v)));
+    goto done;
+error:
+    Py_CLEAR(row);
+done:
+    Py_XDECREF(operation);
+    Py_XDECREF(provider);
+    Py_XDECREF(request_model);
+    Py_XDECREF(response_model);
+    Py_XDECREF(model);
+    Py_XDECREF(reasons);
+    Py_XDECREF(output_text);
+    Py_XDECREF(cost);
+    Py_XDECREF(in_text);
+    Py_XDECREF(out_text);
+    if (row == NULL && fallback && !PyErr_Occurred()) Py_RETURN_NONE;
+    return row;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(body, lim, event_names, truncate) -> list | None: an OTLP ExportTraceServiceRequest's "
      "resources, scopes and spans as plain values, or None to leave the body to the reference decoder."},
+    {"normalize_span", (PyCFunction)(void (*)(void))normalize_span, METH_FASTCALL,
+     "normalize_span(ctx, resource, scope, trace_id, span_id, parent_span_id, name, kind, start, end, "
+     "status_code, status_message, attrs, events) -> dict | None: normalize.Normalizer.span's row, or None "
+     "to leave the span to it."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -689,5 +1286,22 @@ PyMODINIT_FUNC PyInit__otlpscan(void) {
     EMPTY_BYTES = PyBytes_FromStringAndSize("", 0);
     EMPTY_STR = PyUnicode_FromStringAndSize("", 0);
     if (EMPTY_BYTES == NULL || EMPTY_STR == NULL) return NULL;
+    for (int i = 0; i < K_N_KEYS; i++)
+        if ((KEYS[i] = PyUnicode_InternFromString(KEY_NAMES[i])) == NULL) return NULL;
+    for (int i = 0; i < C_N; i++)
+        if ((COLUMNS[i] = PyUnicode_InternFromString(COLUMN_NAMES[i])) == NULL) return NULL;
+    for (Aliases **a = ALL_ALIASES; *a != NULL; a++)
+        for ((*a)->n = 0; (*a)->names[(*a)->n] != NULL; (*a)->n++)
+            if (((*a)->keys[(*a)->n] = PyUnicode_InternFromString((*a)->names[(*a)->n])) == NULL) return NULL;
+    if ((S_PROVIDER = PyUnicode_InternFromString("provider")) == NULL ||
+        (S_HEURISTIC = PyUnicode_InternFromString("heuristic")) == NULL ||
+        (S_CONTENT_FILTER = PyUnicode_InternFromString("content_filter")) == NULL ||
+        (S_REFUSAL_WORD = PyUnicode_InternFromString("refusal")) == NULL ||
+        (S_EXCEPTION = PyUnicode_InternFromString("exception")) == NULL ||
+        (S_LLM = PyUnicode_InternFromString("LLM")) == NULL ||
+        (S_EMBEDDING = PyUnicode_InternFromString("EMBEDDING")) == NULL ||
+        (S_LOWER = PyUnicode_InternFromString("lower")) == NULL ||
+        (S_CATEGORY = PyUnicode_InternFromString("category")) == NULL || (ONE = PyLong_FromLong(1)) == NULL)
+        return NULL;
     return PyModule_Create(&module);
 }

@@ -59,6 +59,7 @@ Rules where the conventions leave a choice:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -70,6 +71,13 @@ from llmpulse._extract import Extracted
 from llmpulse._refusal import RefusalDetector
 
 from .rows import ASSERTION_SCHEMA, SPAN_SCHEMA, AssertionRow, SpanRow
+
+try:  # the compiled row builder (setup.py); without it, Normalizer.span's own Python
+    from llmpulse_collector import _otlpscan
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _otlpscan = None  # type: ignore[assignment]
+# LLMPULSE_PURE_PYTHON=1 runs the Python reference even where the extension is built.
+_c_span = None if _otlpscan is None or os.environ.get("LLMPULSE_PURE_PYTHON") else _otlpscan.normalize_span
 
 __all__ = ["EVENT_NAMES", "TRUNCATION_MARK", "ModelNames", "Normalizer", "Problems", "Resource", "truncate"]
 
@@ -276,6 +284,7 @@ class Normalizer:
     __slots__ = (
         "_assertion_row",
         "_attr_chars",
+        "_c_ctx",
         "_content_chars",
         "_models",
         "_prices",
@@ -316,6 +325,26 @@ class Normalizer:
         self.assertions: list[AssertionRow] = []
         self.problems = Problems()
         self.rejected = 0
+        # What the compiled span() reads (the order _otlpscan.c parses it in); None: Python only.
+        self._c_ctx: tuple[Any, ...] | None = None
+        if _c_span is not None:
+            self._c_ctx = (
+                self._span_row,
+                max_attribute_chars,
+                max_content_chars,
+                project,
+                models,
+                prices.cost,
+                refusals.detect,
+                _semconv._output_text,
+                orjson.dumps,
+                truncate,
+                _REQUEST_TYPES,
+                _OPENINFERENCE_KINDS,
+                _NOT_MODEL_CALLS,
+                _CONSUMED_GENAI,
+                _CONSUMED_ALWAYS,
+            )
 
     def reject(self, key: str, message: str, spans: int = 1) -> None:
         """Drop ``spans`` spans for one reason (OTLP partial success)."""
@@ -351,6 +380,29 @@ class Normalizer:
     ) -> None:
         """Add the row of one valid span (ids lowercase hex, ``start_ns <= end_ns``) and the
         rows of its evaluation events."""
+        ctx = self._c_ctx
+        if ctx is not None and _c_span is not None:  # the row from C, or None: left to the code below
+            built = _c_span(
+                ctx,
+                resource,
+                scope,
+                trace_id,
+                span_id,
+                parent_span_id,
+                name,
+                kind,
+                start_ns,
+                end_ns,
+                status_code,
+                status_message,
+                attrs,
+                events,
+            )
+            if built is not None:
+                self.spans.append(built)
+                if events:
+                    self._evaluations(built, end_ns, events)
+                return
         get = attrs.get
         lim = self._attr_chars
         row = self._span_row.copy()
@@ -450,11 +502,10 @@ class Normalizer:
             if get(_STREAM_KEYS[0]) is True or get(_STREAM_KEYS[1]) is True or get(_STREAM_KEYS[2]) is True:
                 row["stream"] = 1
 
-        sample_weight = 1.0
         value = get("llmpulse.sample_weight")
         if value is not None:
             if (type(value) is float or type(value) is int) and 1 <= value < math.inf:
-                sample_weight = row["sample_weight"] = float(value)
+                row["sample_weight"] = float(value)
             else:
                 self.problems.add(
                     "sample_weight",
@@ -512,18 +563,25 @@ class Normalizer:
         row["prompt_name"] = prompt_name
         row["prompt_version"] = prompt_version
         self.spans.append(row)
-
-        for ev_name, ev_time, ev_attrs in events:
-            if ev_name == EVALUATION_EVENT:
-                self._assertion(
-                    trace_id,
-                    span_id,
-                    ev_time or end_ns,
-                    ev_attrs,
-                    (service, environment, provider, model, prompt_name, prompt_version, sample_weight),
-                )
+        if events:
+            self._evaluations(row, end_ns, events)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _evaluations(self, row: SpanRow, end_ns: int, events: list[tuple[str, int, dict[str, Any]]]) -> None:
+        """The assertion rows of a span's ``gen_ai.evaluation.result`` events, labelled as its row."""
+        keys = (
+            row["service"],
+            row["environment"],
+            row["provider"],
+            row["model"],
+            row["prompt_name"],
+            row["prompt_version"],
+            row["sample_weight"],
+        )
+        for ev_name, ev_time, ev_attrs in events:
+            if ev_name == EVALUATION_EVENT:
+                self._assertion(row["trace_id"], row["span_id"], ev_time or end_ns, ev_attrs, keys)
 
     def _extract(self, attrs: dict[str, Any], *, output_text: bool) -> Extracted:
         try:

@@ -23,11 +23,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse._cost import PriceBook
 from llmpulse._refusal import RefusalDetector
+from llmpulse_collector import normalize
 from llmpulse_collector._otlpscan import scan  # the suite runs where the extension is built
 from llmpulse_collector.ingest import Limits, PayloadError, otlp
 from llmpulse_collector.normalize import EVENT_NAMES, ModelNames, Problems, truncate
 
 LIM = 40  # short, so generated strings cross the cut
+_PRICES = PriceBook()
+_REFUSALS = RefusalDetector()
 LIMITS = Limits(max_attribute_chars=LIM, max_content_chars=60)
 # derandomized: the same examples every run, so the suite's time does not depend on the seed
 # (some seeds sent hypothesis's example tree into a slow path for minutes)
@@ -304,3 +307,154 @@ def test_scanning_leaks_no_objects() -> None:
         tracemalloc.stop()
     # one leaked object a span would be ~300 x 20 x 50 bytes = 300 KB
     assert grown < 16_384, grown
+
+
+# -- the compiled row builder against Normalizer.span's Python ------------------------------
+
+_SPAN_KEYS = sorted(
+    {
+        *normalize._CONSUMED_GENAI,
+        *normalize._TOKEN_KEYS,
+        "openinference.span.kind",
+        "llm.request.type",
+        "gen_ai.completion.0.refusal",
+        "gen_ai.prompt.0.role",
+        "gen_ai.prompt.0.content",
+        "llm.output_messages.0.message.content",
+        "llmpulse.input",
+        "input.value",
+        "llmpulse.output",
+        "output.value",
+        "output.mime_type",
+        "gen_ai.response.time_to_first_chunk",
+        "http.route",
+        "custom",
+    }
+)
+_ANY = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([0, 1, 7, 2**53 - 1, 2**53, -3]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1.0, 2.5, 1e300, 0.25]),
+    st.sampled_from(
+        [
+            "",
+            "chat",
+            "execute_tool",
+            "LLM",
+            "EMBEDDING",
+            "completion",
+            "OpenAI",
+            "gpt-4o-mini",
+            "gpt-4o-mini-2024-07-18",
+            "content_filter",
+            "refusal",
+            "12",
+            "00012",
+            "²",
+            "99999999999999999999",
+            "I'm sorry, but I can't help with that.",
+            '[{"role": "assistant", "parts": [{"type": "text", "content": "Sure, here it is."}]}]',
+            '[{"role": "assistant", "parts": [{"type": "text", "content": "I can\'t assist with that."}]}]',
+            '[{"role": "assistant", "parts": 5}]',
+            "[not json",
+            "x" * 70,
+        ]
+    ),
+    st.text(max_size=20),
+    st.text(min_size=55, max_size=65),  # across the content cut (60) and the attribute cut (40)
+    st.lists(
+        st.one_of(st.text(max_size=5), st.integers(0, 9), st.sampled_from(["stop", "content_filter"])), max_size=3
+    ),
+    st.dictionaries(st.text(max_size=4), st.integers(0, 3), max_size=2),
+)
+_events = st.lists(
+    st.tuples(
+        st.sampled_from(["gen_ai.evaluation.result", "exception"]),
+        st.integers(0, 2**63 - 1),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "exception.type",
+                    "gen_ai.evaluation.name",
+                    "gen_ai.evaluation.score.label",
+                    "gen_ai.evaluation.score.value",
+                ]
+            ),
+            _ANY,
+            max_size=4,
+        ),
+    ),
+    max_size=3,
+)
+
+
+@settings(SETTINGS, max_examples=600)
+@given(
+    attrs=st.one_of(
+        st.dictionaries(st.one_of(st.sampled_from(_SPAN_KEYS), st.text(max_size=6)), _ANY, max_size=12),
+        st.fixed_dictionaries({}, optional=dict.fromkeys(_SPAN_KEYS, _ANY)),  # many known keys at once
+    ),
+    events=_events,
+    with_models=st.booleans(),
+    status=st.sampled_from([(0, ""), (2, "boom"), (1, "y" * 50)]),
+    name=st.sampled_from(["chat gpt-4o", "z" * 50]),
+)
+def test_the_compiled_row_builder_gives_the_python_rows(
+    attrs: dict[str, Any], events: Any, with_models: bool, status: tuple[int, str], name: str
+) -> None:
+    results = []
+    for compiled in (True, False):
+        models = ModelNames() if with_models else None
+        if models is not None:
+            models.learn(("p", "openai", "gpt-4o-mini"), "gpt-4o-mini-2024-07-18")
+        norm = normalize.Normalizer(
+            project="p",
+            max_attribute_chars=LIM,
+            max_content_chars=60,
+            prices=_PRICES,
+            refusals=_REFUSALS,
+            ingested_at_ms=1_760_000_000_000,
+            models=models,
+        )
+        if not compiled:
+            norm._c_ctx = None
+        else:
+            assert norm._c_ctx is not None
+        norm.span(
+            ("svc", "prod", "1.2"),
+            "scope",
+            "a" * 32,
+            "b" * 16,
+            "",
+            name,
+            3,
+            1_750_000_000 * 10**9,
+            1_750_000_002 * 10**9 + 123,
+            *status,
+            dict(attrs),
+            [(n, t, dict(a)) for n, t, a in events],
+        )
+        results.append(repr((norm.spans, norm.assertions, norm.problems.messages(), models and models._answers)))
+    assert results[0] == results[1]
+
+
+def test_the_compiled_row_builder_takes_everyday_spans() -> None:
+    """The common GenAI shapes are built in C (not left to Python), and the SDK's span whole."""
+    calls = []
+    real = normalize._c_span
+    assert real is not None
+
+    def spy(*args: Any) -> Any:
+        row = real(*args)
+        calls.append(row is not None)
+        return row
+
+    body = _plain_request().SerializeToString()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(normalize, "_c_span", spy)
+        _decode(body)
+    assert calls
+    assert all(calls)

@@ -550,7 +550,8 @@ def test_dockerfile_installs_the_collector_extra_from_the_copied_sources() -> No
         assert f"{where}/" in copied or where in copied, f"package root {where} not copied"
     # the C scanner is built (setup.py and a compiler in the build stage) and checked there
     assert "setup.py" in copied
-    assert "gcc" in runs and "import llmpulse_collector._otlpscan" in runs
+    assert "gcc" in runs
+    assert "import llmpulse_collector._otlpscan" in runs
     assert "gcc" not in " ".join(df.all("RUN", df.final)), "the runtime stage stays compiler-free"
 
 
