@@ -62,7 +62,8 @@ bench-collector: install
 	$(BIN)/python bench/ingest_e2e.py --json $(RESULTS)/ingest_e2e.json $(BENCH_ARGS)
 
 bench-queries: install
-	$(BIN)/python bench/query_scale.py --json $(RESULTS)/query_scale.json $(BENCH_ARGS)
+	$(BIN)/python bench/query_scale.py --json $(RESULTS)/query_scale.json \
+	  --ingest-baseline $(RESULTS)/ingest_e2e.json $(BENCH_ARGS)
 
 # Peers each get a venv under .bench-venvs/ (their pins conflict); built once, reused.
 bench-peers: install

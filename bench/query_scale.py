@@ -10,9 +10,13 @@
    the median of ``--repeat`` requests after warm-up, timed at the client:
    - ``GET /api/stats?window=86400&group_by=model``, the collector otherwise idle;
    - ``GET /api/stats?window=3600`` (the API's default grouping, service and model) idle, then
-     while two senders post ``workload.otlp_requests`` (500-span OTLP requests) paced at
-     ``--ingest-rate`` spans/s (default 16,000: half of the ingest target, 0.5x the ~64k
-     rows/s chDB inserts here); the rate the collector reached is reported;
+     while two senders post ``workload.otlp_requests`` (500-span OTLP requests) paced at half
+     the ingest target: the target is 0.5x the insert baseline ``ingest_e2e.py`` measures, so
+     the pace is 0.25x that baseline, read from its ``--json`` file (``--ingest-baseline``,
+     as ``make bench`` runs them), else ``--ingest-rate`` spans/s (default 16,000: half the
+     target by the issue's ~64k rows/s). Then the same offered at ``--flat-out-rate``
+     (default 16,000), more than the collector takes here, at the default priority and with
+     ``LLMPULSE_INGEST_NICE=10``; the rates reached are reported;
    - ``GET /api/traces/{id}`` for traces spread over the day.
    The collector's peak RSS (VmHWM) over all of it is reported against 1.5 GiB.
 3. Baseline, after the collector stops (one chDB process per path): a child process opens
@@ -40,6 +44,7 @@ from typing import Any
 
 import orjson
 
+from ingest_e2e import TARGET as INGEST_TARGET
 from ingest_e2e import _get, _peak_rss_mib, run_worker, running_collector
 from load_spans import MARKER, store_dsn
 from report import Row, add_arguments, finish
@@ -124,18 +129,19 @@ def serve_and_measure(data_dir: Path, trace_ids: list[str], args: argparse.Names
         # The same lookups with the listing's start as a hint (what a UI linking from the list sends).
         hinted = [f"{path}?around={orjson.loads(_get(port, path)[1])['start']}" for path in paths[: args.repeat]]
         out["trace_around"] = _median_ms(port, hinted, args.repeat)
-        out["stats_1h_ingest"], out["ingest_rate"] = _under_ingest(port, args)
+        out["stats_1h_ingest"], out["ingest_rate"] = _under_ingest(port, args, args.ingest_rate)
+        out["stats_1h_flat_out"], out["flat_out_rate"] = _under_ingest(port, args, args.flat_out_rate)
         out["rss_mib"] = _peak_rss_mib(proc.pid)
-    # The same under ingest with ingest at a lower CPU priority: what LLMPULSE_INGEST_NICE buys.
+    # Flat out again with ingest at a lower CPU priority: what LLMPULSE_INGEST_NICE buys.
     with running_collector(data_dir, env={**os.environ, "LLMPULSE_INGEST_NICE": "10"}, startup_s=300) as (port, _):
-        out["stats_1h_ingest_nice10"], out["ingest_rate_nice10"] = _under_ingest(port, args)
+        out["stats_1h_flat_out_nice10"], out["flat_out_rate_nice10"] = _under_ingest(port, args, args.flat_out_rate)
     return out
 
 
-def _under_ingest(port: int, args: argparse.Namespace) -> tuple[float, float]:
-    """Median ms of the last-hour stats while two senders post at ``--ingest-rate``; the rate reached."""
+def _under_ingest(port: int, args: argparse.Namespace, rate: float) -> tuple[float, float]:
+    """Median ms of the last-hour stats while two senders post at ``rate`` spans/s; the rate reached."""
     bodies = otlp_requests(args.ingest_requests, spans=500, seed=11)
-    with Ingest(port, bodies, 500, args.ingest_rate) as ingest:
+    with Ingest(port, bodies, 500, rate) as ingest:
         time.sleep(2.0)  # the senders reach their pace
         ms = _median_ms(port, [STATS_1H], args.repeat)
     if ingest.errors:
@@ -193,7 +199,18 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help="default: .bench-data/query-<spans>")
     parser.add_argument("--reuse", action="store_true", help="keep a directory already loaded with --spans")
     parser.add_argument("--repeat", type=int, default=30, help="requests per figure (default 30)")
-    parser.add_argument("--ingest-rate", type=float, default=16_000, help="spans/s posted during the 1 h query")
+    parser.add_argument(
+        "--ingest-rate", type=float, default=16_000, help="spans/s posted during the 1 h query (see --ingest-baseline)"
+    )
+    parser.add_argument(
+        "--ingest-baseline",
+        type=Path,
+        metavar="JSON",
+        help="ingest_e2e.py's --json file: post at 0.25x its insert baseline (half the 0.5x target) instead",
+    )
+    parser.add_argument(
+        "--flat-out-rate", type=float, default=16_000, help="spans/s offered for the flat-out figures (default 16,000)"
+    )
     parser.add_argument("--ingest-requests", type=int, default=40, help="distinct 500-span bodies to cycle through")
     parser.add_argument("--baseline-worker", type=Path, help=argparse.SUPPRESS)
     add_arguments(parser)
@@ -201,6 +218,11 @@ def main() -> int:
     if args.baseline_worker:
         baseline_worker(args.baseline_worker, args.repeat)
         return 0
+    pace = "offered"
+    if args.ingest_baseline is not None and args.ingest_baseline.exists():
+        (e2e,) = [r for r in json.loads(args.ingest_baseline.read_text()) if r["figure"].startswith("Collector ingest")]
+        args.ingest_rate = e2e["baseline_value"] * INGEST_TARGET / 2
+        pace = f"half the ingest target: 0.25x the {e2e['baseline_value']:,.0f} rows/s insert baseline"
 
     data_dir = args.data_dir or ROOT / ".bench-data" / f"query-{args.spans}"
     if not args.reuse and (data_dir / MARKER).exists():
@@ -218,8 +240,8 @@ def main() -> int:
 
     command = "python bench/query_scale.py" + (f" --spans {args.spans}" if args.spans != 10_000_000 else "")
     n = f"{info['spans'] / 1e6:g}M spans"
-    ingest = f"{http_ms['ingest_rate']:,.0f} spans/s"
-    nice10, nice0 = http_ms["stats_1h_ingest_nice10"], http_ms["stats_1h_ingest"]
+    ingest = f"{http_ms['ingest_rate']:,.0f} spans/s ({pace} {args.ingest_rate:,.0f})"
+    nice10, nice0 = http_ms["stats_1h_flat_out_nice10"], http_ms["stats_1h_flat_out"]
     trace_ms, around_ms = http_ms["trace"], http_ms["trace_around"]
     rows = [
         Row(f"GET /api/stats 24 h by model ({n})", round(http_ms["stats_24h_by_model"], 1), "ms",
@@ -233,9 +255,12 @@ def main() -> int:
             "same answer from raw spans (GROUP BY, no HTTP, no ingest)", round(base["stats_1h_raw"], 1),
             round(base["stats_1h_direct"] / base["stats_1h_raw"], 3),
             "≤ 50 ms", http_ms["stats_1h_ingest"] <= TARGETS_MS["stats_1h_ingest"], command),
-        Row(f"... the same with LLMPULSE_INGEST_NICE=10, ingest at {http_ms['ingest_rate_nice10']:,.0f} spans/s",
+        Row(f"... ingest flat out ({args.flat_out_rate:,.0f} offered, "
+            f"{http_ms['flat_out_rate']:,.0f} spans/s taken)", round(nice0, 1), "ms",
+            None, None, None, None, None, command),
+        Row(f"... flat out with LLMPULSE_INGEST_NICE=10 ({http_ms['flat_out_rate_nice10']:,.0f} spans/s taken)",
             round(nice10, 1), "ms", "ingest at the API's CPU priority (the default)", round(nice0, 1),
-            round(nice10 / nice0, 3), "≤ 50 ms", nice10 <= TARGETS_MS["stats_1h_ingest"], command),
+            round(nice10 / nice0, 3), None, None, command),
         Row(f"GET /api/traces/{{id}} ({n})", round(http_ms["trace"], 1), "ms",
             "its spans without the trace_id skip index (no HTTP)", round(base["trace_spans_unindexed"], 1),
             round(base["trace_spans_indexed"] / base["trace_spans_unindexed"], 3),
