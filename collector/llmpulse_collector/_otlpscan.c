@@ -29,6 +29,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 /* Fixed-width fields are read with memcpy: little-endian only. A big-endian build fails here,
@@ -1269,6 +1270,93 @@ done:
     return row;
 }
 
+/* assertion_row(template, labels, trace_id, span_id, time, attrs, keys) -> dict | None
+ *
+ * normalize.Normalizer._assertion's row for one gen_ai.evaluation.result event (the Python
+ * method is the reference), keys being the span's (service, environment, provider, model,
+ * prompt_name, prompt_version, sample_weight); None for an event it would skip with a warning,
+ * which the caller then hands to the reference. */
+static PyObject *S_EVAL_NAME, *S_EVAL_VALUE, *S_EVAL_LABEL, *S_EVAL_EXPLANATION, *S_STRIP, *S_PASS, *S_FAIL,
+    *S_TIME, *S_LABEL, *S_SCORE, *S_EXPLANATION, *S_NAME;
+static const char *ASSERTION_KEY_COLUMNS[7] = {"service", "environment", "provider", "model",
+                                               "prompt_name", "prompt_version", "sample_weight"};
+static PyObject *ASSERTION_KEYS[7];
+
+static PyObject *assertion_row(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7 || !PyDict_CheckExact(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[5]) ||
+        !PyTuple_CheckExact(args[6]) || PyTuple_GET_SIZE(args[6]) != 7) {
+        PyErr_SetString(PyExc_TypeError, "assertion_row(template, labels, trace_id, span_id, time, attrs, keys)");
+        return NULL;
+    }
+    PyObject *attrs = args[5], *v, *name = NULL, *label = NULL, *score = NULL, *row = NULL;
+    v = PyDict_GetItemWithError(attrs, S_EVAL_NAME);
+    if (v == NULL && PyErr_Occurred()) return NULL;
+    name = text_of(v);
+    if (name == NULL) return NULL;
+    v = PyDict_GetItemWithError(attrs, S_EVAL_VALUE);
+    if (v == NULL && PyErr_Occurred()) goto done;
+    if (v != NULL && (PyFloat_CheckExact(v) || PyLong_CheckExact(v))) {
+        double d = PyFloat_CheckExact(v) ? PyFloat_AS_DOUBLE(v) : PyLong_AsDouble(v);
+        if (d == -1.0 && PyErr_Occurred()) goto done; /* math.isfinite raises on such ints too */
+        if (isfinite(d)) score = PyFloat_FromDouble(d);
+        else {
+            Py_INCREF(Py_None);
+            score = Py_None;
+        }
+    } else {
+        Py_INCREF(Py_None);
+        score = Py_None;
+    }
+    if (score == NULL) goto done;
+    v = PyDict_GetItemWithError(attrs, S_EVAL_LABEL);
+    if (v == NULL && PyErr_Occurred()) goto done;
+    label = EMPTY_STR;
+    if (v != NULL && PyUnicode_CheckExact(v)) {
+        PyObject *stripped = PyObject_CallMethodNoArgs(v, S_STRIP);
+        PyObject *lowered = stripped == NULL ? NULL : PyObject_CallMethodNoArgs(stripped, S_LOWER);
+        Py_XDECREF(stripped);
+        if (lowered == NULL) goto done_label;
+        PyObject *mapped = PyDict_GetItemWithError(args[1], lowered);
+        Py_DECREF(lowered);
+        if (mapped == NULL && PyErr_Occurred()) goto done_label;
+        if (mapped != NULL) label = mapped;
+    }
+    Py_INCREF(label);
+    if (PyUnicode_GET_LENGTH(label) == 0 && score != Py_None) {
+        double d = PyFloat_AS_DOUBLE(score);
+        if (d >= 0.0 && d <= 1.0) {
+            Py_SETREF(label, d >= 0.5 ? S_PASS : S_FAIL);
+            Py_INCREF(label);
+        }
+    }
+    if (PyUnicode_GET_LENGTH(name) == 0 || PyUnicode_GET_LENGTH(label) == 0) {
+        Py_INCREF(Py_None); /* the reference skips it with a warning */
+        row = Py_None;
+        goto done;
+    }
+    row = PyDict_Copy(args[0]);
+    if (row == NULL) goto done;
+    PyObject *short_name = PyUnicode_Substring(name, 0, 256);
+    v = PyDict_GetItemWithError(attrs, S_EVAL_EXPLANATION);
+    PyObject *explanation = v == NULL && PyErr_Occurred() ? NULL : text_of(v);
+    int ok = short_name != NULL && explanation != NULL && PyDict_SetItem(row, S_TIME, args[4]) == 0 &&
+             PyDict_SetItem(row, COLUMNS[C_TRACE], args[2]) == 0 && PyDict_SetItem(row, COLUMNS[C_SPAN], args[3]) == 0;
+    for (int i = 0; ok && i < 7; i++) ok = PyDict_SetItem(row, ASSERTION_KEYS[i], PyTuple_GET_ITEM(args[6], i)) == 0;
+    ok = ok && PyDict_SetItem(row, S_NAME, short_name) == 0 && PyDict_SetItem(row, S_LABEL, label) == 0 &&
+         PyDict_SetItem(row, S_SCORE, score) == 0 && PyDict_SetItem(row, S_EXPLANATION, explanation) == 0;
+    Py_XDECREF(short_name);
+    Py_XDECREF(explanation);
+    if (!ok) Py_CLEAR(row);
+    goto done;
+done_label:
+    label = NULL;
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(label);
+    Py_XDECREF(score);
+    return row;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(body, lim, event_names, truncate) -> list | None: an OTLP ExportTraceServiceRequest's "
@@ -1277,6 +1365,9 @@ static PyMethodDef methods[] = {
      "normalize_span(ctx, resource, scope, trace_id, span_id, parent_span_id, name, kind, start, end, "
      "status_code, status_message, attrs, events) -> dict | None: normalize.Normalizer.span's row, or None "
      "to leave the span to it."},
+    {"assertion_row", (PyCFunction)(void (*)(void))assertion_row, METH_FASTCALL,
+     "assertion_row(template, labels, trace_id, span_id, time, attrs, keys) -> dict | None: "
+     "normalize.Normalizer._assertion's row, or None for an event it skips with a warning."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1301,7 +1392,19 @@ PyMODINIT_FUNC PyInit__otlpscan(void) {
         (S_LLM = PyUnicode_InternFromString("LLM")) == NULL ||
         (S_EMBEDDING = PyUnicode_InternFromString("EMBEDDING")) == NULL ||
         (S_LOWER = PyUnicode_InternFromString("lower")) == NULL ||
-        (S_CATEGORY = PyUnicode_InternFromString("category")) == NULL || (ONE = PyLong_FromLong(1)) == NULL)
+        (S_CATEGORY = PyUnicode_InternFromString("category")) == NULL || (ONE = PyLong_FromLong(1)) == NULL ||
+        (S_EVAL_NAME = PyUnicode_InternFromString("gen_ai.evaluation.name")) == NULL ||
+        (S_EVAL_VALUE = PyUnicode_InternFromString("gen_ai.evaluation.score.value")) == NULL ||
+        (S_EVAL_LABEL = PyUnicode_InternFromString("gen_ai.evaluation.score.label")) == NULL ||
+        (S_EVAL_EXPLANATION = PyUnicode_InternFromString("gen_ai.evaluation.explanation")) == NULL ||
+        (S_STRIP = PyUnicode_InternFromString("strip")) == NULL || (S_PASS = PyUnicode_InternFromString("pass")) == NULL ||
+        (S_FAIL = PyUnicode_InternFromString("fail")) == NULL || (S_TIME = PyUnicode_InternFromString("time")) == NULL ||
+        (S_LABEL = PyUnicode_InternFromString("label")) == NULL ||
+        (S_SCORE = PyUnicode_InternFromString("score")) == NULL ||
+        (S_EXPLANATION = PyUnicode_InternFromString("explanation")) == NULL ||
+        (S_NAME = PyUnicode_InternFromString("name")) == NULL)
         return NULL;
+    for (int i = 0; i < 7; i++)
+        if ((ASSERTION_KEYS[i] = PyUnicode_InternFromString(ASSERTION_KEY_COLUMNS[i])) == NULL) return NULL;
     return PyModule_Create(&module);
 }

@@ -23,3 +23,13 @@ def normalize_span(
     events: list[tuple[str, int, dict[str, Any]]],
     /,
 ) -> dict[str, Any] | None: ...
+def assertion_row(
+    template: dict[str, Any],
+    labels: dict[str, str],
+    trace_id: str,
+    span_id: str,
+    time: int,
+    attrs: dict[str, Any],
+    keys: tuple[str, str, str, str, str, str, float],
+    /,
+) -> dict[str, Any] | None: ...

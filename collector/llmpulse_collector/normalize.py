@@ -78,6 +78,7 @@ except ImportError:  # pragma: no cover - a build without a C compiler
     _otlpscan = None  # type: ignore[assignment]
 # LLMPULSE_PURE_PYTHON=1 runs the Python reference even where the extension is built.
 _c_span = None if _otlpscan is None or os.environ.get("LLMPULSE_PURE_PYTHON") else _otlpscan.normalize_span
+_c_assertion = None if _c_span is None else _otlpscan.assertion_row
 
 __all__ = ["EVENT_NAMES", "TRUNCATION_MARK", "ModelNames", "Normalizer", "Problems", "Resource", "truncate"]
 
@@ -579,9 +580,17 @@ class Normalizer:
             row["prompt_version"],
             row["sample_weight"],
         )
+        trace_id, span_id = row["trace_id"], row["span_id"]
+        compiled = _c_assertion if self._c_ctx is not None else None
         for ev_name, ev_time, ev_attrs in events:
             if ev_name == EVALUATION_EVENT:
-                self._assertion(row["trace_id"], row["span_id"], ev_time or end_ns, ev_attrs, keys)
+                time_ns = ev_time or end_ns
+                if compiled is not None:  # the same row from C, or None: an event _assertion warns about
+                    built = compiled(self._assertion_row, _LABELS, trace_id, span_id, time_ns, ev_attrs, keys)
+                    if built is not None:
+                        self.assertions.append(built)
+                        continue
+                self._assertion(trace_id, span_id, time_ns, ev_attrs, keys)
 
     def _extract(self, attrs: dict[str, Any], *, output_text: bool) -> Extracted:
         try:

@@ -370,11 +370,24 @@ _ANY = st.one_of(
     ),
     st.dictionaries(st.text(max_size=4), st.integers(0, 3), max_size=2),
 )
+_evaluation = st.fixed_dictionaries(
+    {
+        "gen_ai.evaluation.name": st.sampled_from(["json", "x" * 300, "é", "", 5, None]),
+        "gen_ai.evaluation.score.label": st.sampled_from(["pass", " PASS ", "ok", "failed", "weird", "", None, 3]),
+    },
+    optional={
+        "gen_ai.evaluation.score.value": st.sampled_from(
+            [0.2, 0.5, 0.9, 1.5, -0.1, float("nan"), float("inf"), 1, 0, True, "0.7", None]
+        ),
+        "gen_ai.evaluation.explanation": st.sampled_from([None, "because", 3, 2.5, ["a"]]),
+    },
+)
 _events = st.lists(
     st.tuples(
         st.sampled_from(["gen_ai.evaluation.result", "exception"]),
         st.integers(0, 2**63 - 1),
-        st.dictionaries(
+        _evaluation
+        | st.dictionaries(
             st.sampled_from(
                 [
                     "exception.type",
