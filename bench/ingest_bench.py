@@ -13,7 +13,9 @@ text, ids and token counts different); ``otel-genai``, a current-semconv GenAI s
 OTel instrumentation writes it (no ``llmpulse.*`` attributes, so the collector prices it and
 runs the refusal heuristic); ``small``, a non-LLM step with 8 short attributes.
 
-Each figure is ``decode_traces`` on a whole request (parse + normalise into rows), CPU time
+Each figure is ``decode_traces`` on a whole request (parse + normalise into rows), with the
+compiled scanner and row builder and, in alternating rounds, without them (``pure Python``,
+what runs where the extension is not built; ``ratio`` = compiled / pure), CPU time
 of this thread (``time.thread_time``), GC paused, median and best over ``--rounds``; the
 ``parse only`` rows time upb's ``FromString`` / ``orjson.loads`` alone, so the rest is
 field extraction and normalisation. For scale, the JSON rows are followed by
@@ -26,10 +28,11 @@ Run: ``.venv/bin/python bench/ingest_bench.py [--batch 512] [--rounds 10]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,8 @@ from llmpulse._otlp import ProtobufEncoder
 from llmpulse._otlp_json import JsonEncoder
 from llmpulse._refusal import RefusalDetector
 from llmpulse._span import KIND_CLIENT, KIND_INTERNAL, AttrValue, SpanRecord
-from llmpulse_collector.ingest import Limits
+from llmpulse_collector import normalize
+from llmpulse_collector.ingest import Limits, otlp
 from llmpulse_collector.ingest.otlp import decode_traces
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -193,7 +197,10 @@ def run(workload: str, batch: int, rounds: int) -> None:
     if first.events:
         shape += f" + {len(first.events)} events x {len(first.events[0].attributes)} attributes"
     print(f"\n{title}: {shape} a span; {batch} spans a request. CPU µs per span, {rounds} rounds:")
-    print(f"  {'body':20} {'bytes/span':>10} {'decode_traces':>14} {'(best)':>7} {'parse only':>11} {'rest':>7}")
+    print(
+        f"  {'body':20} {'bytes/span':>10} {'decode_traces':>14} {'(best)':>7} {'pure Python':>12} {'ratio':>6}"
+        f" {'parse only':>11} {'rest':>7}"
+    )
     for name, (body, ctype) in bodies.items():
         result = decode(body, ctype)  # warm-up: price cache, imports
         if len(result.spans) != batch or result.rejected:
@@ -203,15 +210,33 @@ def run(workload: str, batch: int, rounds: int) -> None:
             if ctype == "application/json"
             else (lambda b=body: ExportTraceServiceRequest.FromString(b))
         )
-        full = [_cpu_us_per_span(lambda b=body, c=ctype: decode(b, c), batch) for _ in range(rounds)]
+        full, pure = [], []
+        for _ in range(rounds):  # alternating: the compiled path and the pure-Python reference
+            full.append(_cpu_us_per_span(lambda b=body, c=ctype: decode(b, c), batch))
+            with _pure_python():
+                pure.append(_cpu_us_per_span(lambda b=body, c=ctype: decode(b, c), batch))
         only = [_cpu_us_per_span(parse, batch) for _ in range(rounds)]
-        med, p_med = statistics.median(full), statistics.median(only)
-        print(f"  {name:20} {len(body) // batch:10d} {med:14.2f} {min(full):7.2f} {p_med:11.2f} {med - p_med:7.2f}")
+        med, p_med, ref_med = statistics.median(full), statistics.median(only), statistics.median(pure)
+        print(
+            f"  {name:20} {len(body) // batch:10d} {med:14.2f} {min(full):7.2f} {ref_med:12.2f} {med / ref_med:6.2f}"
+            f" {p_med:11.2f} {med - p_med:7.2f}"
+        )
         if ctype == "application/json":
             # What this path avoids: protobuf's own JSON parser, before any field is read (hex
             # ids parse as base64 of the wrong length; only the time matters here).
             ref = _cpu_us_per_span(lambda b=body: json_format.Parse(b, ExportTraceServiceRequest()), batch)
             print(f"  {'  json_format.Parse':20} {'':10} {'':14} {'':7} {ref:11.2f}")
+
+
+@contextlib.contextmanager
+def _pure_python() -> Iterator[None]:
+    """decode_traces without the compiled scanner and row builder (as LLMPULSE_PURE_PYTHON=1)."""
+    saved = otlp._c_scan, normalize._c_span
+    otlp._c_scan = normalize._c_span = None
+    try:
+        yield
+    finally:
+        otlp._c_scan, normalize._c_span = saved
 
 
 def main() -> None:
