@@ -218,11 +218,11 @@ def main() -> int:
     if args.baseline_worker:
         baseline_worker(args.baseline_worker, args.repeat)
         return 0
-    pace = "offered"
+    pace = "the --ingest-rate offered"
     if args.ingest_baseline is not None and args.ingest_baseline.exists():
         (e2e,) = [r for r in json.loads(args.ingest_baseline.read_text()) if r["figure"].startswith("Collector ingest")]
         args.ingest_rate = e2e["baseline_value"] * INGEST_TARGET / 2
-        pace = f"half the ingest target: 0.25x the {e2e['baseline_value']:,.0f} rows/s insert baseline"
+        pace = f"half the ingest target, 0.25× the run's {e2e['baseline_value']:,.0f} rows/s insert baseline"
 
     data_dir = args.data_dir or ROOT / ".bench-data" / f"query-{args.spans}"
     if not args.reuse and (data_dir / MARKER).exists():
@@ -240,7 +240,7 @@ def main() -> int:
 
     command = "python bench/query_scale.py" + (f" --spans {args.spans}" if args.spans != 10_000_000 else "")
     n = f"{info['spans'] / 1e6:g}M spans"
-    ingest = f"{http_ms['ingest_rate']:,.0f} spans/s ({pace} {args.ingest_rate:,.0f})"
+    ingest = f"{http_ms['ingest_rate']:,.0f} spans/s (paced at {args.ingest_rate:,.0f}: {pace})"
     nice10, nice0 = http_ms["stats_1h_flat_out_nice10"], http_ms["stats_1h_flat_out"]
     trace_ms, around_ms = http_ms["trace"], http_ms["trace_around"]
     rows = [
