@@ -8,6 +8,9 @@ older OTel GenAI names (``gen_ai.provider.name`` / ``gen_ai.system``,
 ``gen_ai.usage.input_tokens`` / ``prompt_tokens``), OpenLLMetry (``gen_ai.prompt.N.*``,
 ``gen_ai.completion.N.*``, ``llm.request.type``) and OpenInference (``llm.model_name``,
 ``llm.token_count.*``, ``openinference.span.kind``, ``input.value``) land in the same columns.
+Where the C extension is built, ``_otlpscan.normalize_span`` and ``assertion_row`` build the
+rows :meth:`Normalizer.span` and ``_assertion`` would (this module is their reference and
+takes every span or event they leave to it); the rules below are the same for both.
 
 Rules where the conventions leave a choice:
 

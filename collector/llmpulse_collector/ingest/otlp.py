@@ -8,8 +8,10 @@ valid spans (see ``normalize.py`` for how attributes become columns)::
                            refusals=RefusalDetector())
     response = encode_response(result.rejected, "; ".join(result.errors), json=False)
 
-Formats: ``application/x-protobuf`` (also ``application/protobuf``), parsed by protobuf's
-upb backend; ``application/json`` (OTLP/JSON), parsed by ``orjson`` and walked here, since
+Formats: ``application/x-protobuf`` (also ``application/protobuf``), scanned by the compiled
+``_otlpscan.scan`` (one pass over the wire bytes), else parsed by protobuf's upb backend
+(``_pb_scan``, the reference, also for every body the scanner leaves to it);
+``application/json`` (OTLP/JSON), parsed by ``orjson`` and walked here, since
 ``google.protobuf.json_format`` costs ~158 µs a span. OTLP/JSON differs from protobuf's JSON
 mapping: ids are hex, enums integers (their names are accepted too), 64-bit integers strings
 or numbers. Field names are lowerCamelCase only; unknown fields are ignored, as the spec asks.
@@ -28,8 +30,8 @@ a span, event or resource keeps its first 1024 attributes and a span its first 1
 (with a warning in the response). upb itself refuses messages nested past its depth limit.
 
 Reading attributes out of upb messages is the real cost (each field access builds a Python
-object): the loops below touch each field once, read the common string case first, and only
-convert the events the collector stores.
+object), hence the compiled scanner; the reference's loops touch each field once, read the
+common string case first, and only convert the events the collector stores.
 """
 
 from __future__ import annotations
