@@ -180,6 +180,10 @@ _LABELS = {
     **dict.fromkeys(("error", "errored"), "error"),
 }
 
+#: The columns an assertion row takes from its span's row, in the order of ``_assertion``'s
+#: ``keys`` (and of ``ASSERTION_KEY_COLUMNS`` in ``_otlpscan.c``).
+_ASSERTION_KEYS = ("service", "environment", "provider", "model", "prompt_name", "prompt_version", "sample_weight")
+
 #: A resource's columns: (service, environment, release).
 Resource = tuple[str, str, str]
 
@@ -574,15 +578,7 @@ class Normalizer:
 
     def _evaluations(self, row: SpanRow, end_ns: int, events: list[tuple[str, int, dict[str, Any]]]) -> None:
         """The assertion rows of a span's ``gen_ai.evaluation.result`` events, labelled as its row."""
-        keys = (
-            row["service"],
-            row["environment"],
-            row["provider"],
-            row["model"],
-            row["prompt_name"],
-            row["prompt_version"],
-            row["sample_weight"],
-        )
+        keys = tuple(row[column] for column in _ASSERTION_KEYS)
         trace_id, span_id = row["trace_id"], row["span_id"]
         compiled = _c_assertion if self._c_ctx is not None else None
         for ev_name, ev_time, ev_attrs in events:
@@ -674,15 +670,7 @@ class Normalizer:
         row["time"] = time_ns
         row["trace_id"] = trace_id
         row["span_id"] = span_id
-        (
-            row["service"],
-            row["environment"],
-            row["provider"],
-            row["model"],
-            row["prompt_name"],
-            row["prompt_version"],
-            row["sample_weight"],
-        ) = keys
+        row.update(zip(_ASSERTION_KEYS, keys, strict=True))
         row["name"] = name[:_SHORT]
         row["label"] = label
         row["score"] = score
