@@ -176,8 +176,9 @@ static uint64_t fnv1a(const uint8_t *s, Py_ssize_t n) {
 }
 
 /* A new reference to the str of a length-delimited field (NULL + FALLBACK on bad UTF-8).
-   Short strings come from the call's cache; keys are interned, so the normaliser's lookups by
-   literal name compare by identity. */
+   Short ASCII strings come from the call's cache (one object, hashed once, per distinct key or
+   model name in a body); keys are interned, so normalize_span's lookups by its interned names
+   compare by identity. */
 static PyObject *make_str(Scan *sc, Buf s, int intern, int *status) {
     Py_ssize_t n = s.end - s.p;
     uint64_t h = 0;
