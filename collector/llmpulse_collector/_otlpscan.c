@@ -894,6 +894,35 @@ fall:
     return NULL;
 }
 
+/* Normalizer._c_ctx unpacked: one tuple read per span (no format string to parse). */
+static int ctx_of(PyObject *t, Ctx *c) {
+    if (!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != 15) goto bad;
+    PyObject **f = &PyTuple_GET_ITEM(t, 0);
+    c->template_row = f[0];
+    c->attr_chars = PyLong_AsSsize_t(f[1]);
+    c->content_chars = PyLong_AsSsize_t(f[2]);
+    if ((c->attr_chars == -1 || c->content_chars == -1) && PyErr_Occurred()) return -1;
+    c->project = f[3];
+    c->models = f[4];
+    c->cost = f[5];
+    c->detect = f[6];
+    c->output_text = f[7];
+    c->dumps = f[8];
+    c->truncate = f[9];
+    c->request_types = f[10];
+    c->oi_kinds = f[11];
+    c->not_model_calls = f[12];
+    c->consumed_genai = f[13];
+    c->consumed_always = f[14];
+    if (PyDict_CheckExact(c->template_row) && PyDict_Check(c->request_types) && PyDict_Check(c->oi_kinds) &&
+        PyFrozenSet_Check(c->not_model_calls) && PyFrozenSet_Check(c->consumed_genai) &&
+        PyFrozenSet_Check(c->consumed_always))
+        return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError, "normalize_span: ctx must be Normalizer._c_ctx (a 15-tuple)");
+    return -1;
+}
+
 #define CHECK(x) do { if ((x) < 0) goto error; } while (0)
 #define GET(dst, key) do { dst = get(attrs, key); if (dst == NULL && PyErr_Occurred()) goto error; } while (0)
 
@@ -903,12 +932,7 @@ static PyObject *normalize_span(PyObject *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     Ctx c;
-    if (!PyArg_ParseTuple(args[0], "O!nnOOOOOOOO!O!O!O!O!:ctx", &PyDict_Type, &c.template_row, &c.attr_chars,
-                          &c.content_chars, &c.project, &c.models, &c.cost, &c.detect, &c.output_text, &c.dumps,
-                          &c.truncate, &PyDict_Type, &c.request_types, &PyDict_Type, &c.oi_kinds, &PyFrozenSet_Type,
-                          &c.not_model_calls, &PyFrozenSet_Type, &c.consumed_genai, &PyFrozenSet_Type,
-                          &c.consumed_always))
-        return NULL;
+    if (ctx_of(args[0], &c) < 0) return NULL;
     PyObject *resource = args[1], *scope = args[2], *name = args[6], *message = args[11], *attrs = args[12],
              *events = args[13];
     if (!PyTuple_CheckExact(resource) || PyTuple_GET_SIZE(resource) != 3 || !PyDict_CheckExact(attrs) ||

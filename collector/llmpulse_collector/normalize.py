@@ -75,15 +75,16 @@ from llmpulse._refusal import RefusalDetector
 
 from .rows import ASSERTION_SCHEMA, SPAN_SCHEMA, AssertionRow, SpanRow
 
-try:  # the compiled row builder (setup.py); without it, Normalizer.span's own Python
-    from llmpulse_collector import _otlpscan
+try:  # the C extension (setup.py): OTLP scanner and row builders; None: everything in Python
+    from llmpulse_collector import _otlpscan as compiled
 except ImportError:  # pragma: no cover - a build without a C compiler
-    _otlpscan = None  # type: ignore[assignment]
-# LLMPULSE_PURE_PYTHON=1 runs the Python reference even where the extension is built.
-_c_span = None if _otlpscan is None or os.environ.get("LLMPULSE_PURE_PYTHON") else _otlpscan.normalize_span
-_c_assertion = None if _c_span is None else _otlpscan.assertion_row
+    compiled = None  # type: ignore[assignment]
+if os.environ.get("LLMPULSE_PURE_PYTHON"):  # the Python reference even where the extension is built
+    compiled = None  # type: ignore[assignment]
+_c_span = None if compiled is None else compiled.normalize_span
+_c_assertion = None if compiled is None else compiled.assertion_row
 
-__all__ = ["EVENT_NAMES", "TRUNCATION_MARK", "ModelNames", "Normalizer", "Problems", "Resource", "truncate"]
+__all__ = ["EVENT_NAMES", "TRUNCATION_MARK", "ModelNames", "Normalizer", "Problems", "Resource", "compiled", "truncate"]
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 EXCEPTION_EVENT = "exception"
@@ -333,7 +334,7 @@ class Normalizer:
         self.assertions: list[AssertionRow] = []
         self.problems = Problems()
         self.rejected = 0
-        # What the compiled span() reads (the order _otlpscan.c parses it in); None: Python only.
+        # What the compiled span() reads (ctx_of in _otlpscan.c unpacks it in this order); None: Python only.
         self._c_ctx: tuple[Any, ...] | None = None
         if _c_span is not None:
             self._c_ctx = (

@@ -37,7 +37,6 @@ common string case first, and only convert the events the collector stores.
 from __future__ import annotations
 
 import base64
-import os
 import time
 import zlib
 from collections.abc import Sequence
@@ -60,17 +59,14 @@ from llmpulse_collector.normalize import (
     Normalizer,
     Problems,
     Resource,
+    compiled,
     truncate,
 )
 
 from . import DecodeResult, Limits, PayloadError
 
-try:  # the compiled scanner (setup.py); without it, the pure-Python reference below
-    from llmpulse_collector import _otlpscan
-except ImportError:  # pragma: no cover - a build without a C compiler
-    _otlpscan = None  # type: ignore[assignment]
-# LLMPULSE_PURE_PYTHON=1 runs the reference even where the scanner is built.
-_c_scan = None if _otlpscan is None or os.environ.get("LLMPULSE_PURE_PYTHON") else _otlpscan.scan
+# The compiled scanner, if built and not turned off (see normalize.compiled); else _pb_scan.
+_c_scan = None if compiled is None else compiled.scan
 
 __all__ = ["decode_traces", "encode_response"]
 
