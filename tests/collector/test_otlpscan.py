@@ -418,6 +418,33 @@ _events = st.lists(
     status=st.sampled_from([(0, ""), (2, "boom"), (1, "y" * 50)]),
     name=st.sampled_from(["chat gpt-4o", "z" * 50]),
 )
+# every cut at once (content at 60 characters, names and messages at 40), whatever the draws
+@example(
+    attrs={"gen_ai.operation.name": "chat", "gen_ai.input.messages": "x" * 70, "llmpulse.output": "y" * 61},
+    events=[],
+    with_models=True,
+    status=(2, "s" * 41),
+    name="n" * 41,
+)
+# a failed call named after its request model's last answer, and an answer learned
+@example(
+    attrs={
+        "gen_ai.provider.name": "OpenAI",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "error.type": "RateLimitError",
+    },
+    events=[],
+    with_models=True,
+    status=(2, "boom"),
+    name="chat",
+)
+@example(
+    attrs={"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-1"},
+    events=[],
+    with_models=True,
+    status=(0, ""),
+    name="chat",
+)
 def test_the_compiled_row_builder_gives_the_python_rows(
     attrs: dict[str, Any], events: Any, with_models: bool, status: tuple[int, str], name: str
 ) -> None:
