@@ -20,7 +20,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_migrate_twice_is_harmless(tmp_path: Path) -> None:
     first = run("migrate", "--data-dir", str(tmp_path))
     assert first.returncode == 0, first.stderr
-    assert "applied migrations: [1, 2, 3, 4]" in first.stdout
+    assert "applied migrations: [1, 2, 3, 4, 5]" in first.stdout
     second = run("migrate", "--data-dir", str(tmp_path))
     assert second.returncode == 0, second.stderr
     assert "schema is up to date" in second.stdout

@@ -1,6 +1,7 @@
 """The rollup ladder behind ``stats``: hourly, ten-minute and per-minute rollups (total, by model,
-all keys) give what the raw spans give, are filled once per insert (replays included), and
-an existing store is backfilled when migration 3 runs."""
+all keys) give what the raw spans give, are filled once per insert (replays included), an
+existing store is backfilled when migration 3 runs, and migration 5 packs the sums of rows
+stored before it and after."""
 
 from __future__ import annotations
 
@@ -18,8 +19,16 @@ from hypothesis import strategies as st
 
 from llmpulse_collector.rows import ASSERTION_COLUMNS, SPAN_COLUMNS
 from llmpulse_collector.storage import Store, queries
-from llmpulse_collector.storage.migrations import ASSERTION_LADDERS, LADDERS, migrate, schema_statements
-from llmpulse_collector.storage.queries import _ladder, _pieces
+from llmpulse_collector.storage.migrations import (
+    ASSERTION_LADDERS,
+    LADDERS,
+    LLM_SUMS,
+    MIGRATIONS,
+    migrate,
+    packed_sums,
+    schema_statements,
+)
+from llmpulse_collector.storage.queries import _group, _ladder, _pieces
 
 pytestmark = pytest.mark.collector
 
@@ -230,7 +239,7 @@ def test_migration_3_backfills_an_existing_store(new_database: Callable[..., Sto
     store.insert("assertions", [assertion(s, "is_json", "fail") for s in old], ASSERTION_COLUMNS, dedup_token="o:a")
     before = queries.stats(store, "acme", window_s=86400, now_ns=NOW, group_by=["model"], source="raw")
 
-    assert migrate(store) == [3, 4]
+    assert migrate(store) == [v for v, _ in MIGRATIONS if v >= 3]
     assert _sums(store) == dict.fromkeys(COARSE, 60.0)
     assert migrate(store) == []  # and not twice
     assert _sums(store) == dict.fromkeys(COARSE, 60.0)
@@ -242,3 +251,97 @@ def test_migration_3_backfills_an_existing_store(new_database: Callable[..., Sto
     after = queries.stats(store, "acme", window_s=86400, now_ns=NOW, group_by=["model"])
     assert after[0]["calls"] == before[0]["calls"] + 5
     assert after[0]["assertions"]["is_json"]["fail"] == before[0]["assertions"]["is_json"]["fail"]
+
+
+# --- the packed sums (migration 5) -----------------------------------------------------------
+
+LLM_ROLLUPS = sorted({r.table for ladder in LADDERS for r in ladder})
+
+
+def _unpacked_rows(store: Store, table: str) -> list[tuple[list[float], list[float]]]:
+    """Each row's ten sum columns and its packed ``sums``, as stored (no merge across rows)."""
+    names = ", ".join(f"toFloat64({name})" for name in LLM_SUMS)
+    got = store.query(f"SELECT [{names}] AS columns, finalizeAggregation(sums) AS packed FROM {table}")
+    return [(r["columns"], r["packed"]) for r in got]
+
+
+def test_migration_5_packs_the_sums_of_stored_and_new_rows(new_database: Callable[..., Store], rows: Rows) -> None:
+    span, _ = rows
+    store = new_database()
+    # a store at version 4, as earlier collectors left it, holding data
+    for migration in schema_statements(store.database)[:5]:
+        for statement in migration.statements:
+            store.command(statement)
+    store.insert(
+        "schema_migrations",
+        [{"version": v, "name": "old", "applied_at": 0} for v in (1, 2, 3, 4)],
+        ("version", "name", "applied_at"),
+        dedup_token="old",
+    )
+    rng = random.Random(5)
+    old = [
+        span(
+            start_time=NOW - i * 7 * MINUTE,
+            duration_s=0.1 * (i % 7 + 1),
+            sample_weight=rng.choice([1.0, 4.0]),
+            status_code=rng.choice([1, 1, 2]),
+            refusal=rng.choice([0, 0, 1]),
+            input_tokens=rng.randrange(1, 5000),
+            output_tokens=rng.randrange(1, 900),
+            cost_usd=rng.choice([None, rng.random()]),
+        )
+        for i in range(60)
+    ]
+    store.insert("spans", old, SPAN_COLUMNS, dedup_token="old:spans")
+    assert migrate(store) == [5]
+    # every old rollup row's packed sums are its ten columns, in LLM_SUMS order (read from the
+    # parts, whether the mutation has rewritten them yet or the DEFAULT computes them on read)
+    for table in LLM_ROLLUPS:
+        stored = _unpacked_rows(store, table)
+        assert stored, table
+        assert all(packed == columns for columns, packed in stored), table
+    # the mutation writes the column into the parts already stored
+    deadline = time.monotonic() + 60
+    while store.query("SELECT count() AS n FROM system.mutations WHERE database = currentDatabase() AND NOT is_done")[
+        0
+    ]["n"]:
+        assert time.monotonic() < deadline, "MATERIALIZE COLUMN did not finish"
+        time.sleep(0.05)
+    unwritten = store.query(
+        "SELECT DISTINCT table FROM system.parts_columns WHERE database = currentDatabase() AND active"
+        " AND table IN {t:Array(String)} AND column = 'calls' AND (table, name) NOT IN"
+        " (SELECT table, name FROM system.parts_columns WHERE database = currentDatabase() AND column = 'sums')",
+        {"t": LLM_ROLLUPS},
+    )
+    assert unwritten == []
+    # rows the views write from now on get them too, and stats read them over old and new
+    new = [span(start_time=NOW - i * 3 * MINUTE, duration_s=0.3, status_code=2) for i in range(9)]
+    store.insert("spans", new, SPAN_COLUMNS, dedup_token="new:spans")
+    for table in LLM_ROLLUPS:
+        assert all(packed == columns for columns, packed in _unpacked_rows(store, table)), table
+    for keys in ([], ["model"], ["service", "model"], ["service", "environment"]):
+        wide = queries.stats(store, "acme", window_s=86400, now_ns=NOW, group_by=keys)
+        end = NOW // MINUTE * MINUTE + MINUTE - 1
+        first = (NOW - 86400 * S) // MINUTE * MINUTE
+        raw = queries.stats(store, "acme", window_s=(end + 1 - first) // S, now_ns=end, group_by=keys, source="raw")
+        _same(wide, raw, keys)
+        assert sum(g["calls"] for g in wide) == sum(s["sample_weight"] for s in old) + 9
+
+
+def test_packed_sums_add_up_across_lengths(store: Store) -> None:
+    """A sum appended to LLM_SUMS later: rows stored before it merge as zeros there, and stats
+    read a row shorter than LLM_SUMS as zeros."""
+    (row,) = store.query(
+        f"SELECT finalizeAggregation(sumForEachMergeState(x)) AS merged FROM (SELECT {packed_sums(['1', '2'])} AS x"
+        f" UNION ALL SELECT {packed_sums(['3', '4', '5'])})"
+    )
+    assert row["merged"] == [4.0, 6.0, 5.0]
+    group = _group({"m_sums": [8.0, 2.0], "m_latency": [0.1, 0.2, 0.3], "m_ttft": [0.0, 0.0, 0.0]}, [])
+    assert (group["calls"], group["errors"], group["error_rate"], group["refusals"], group["streams"]) == (
+        8.0,
+        2.0,
+        0.25,
+        0.0,
+        0.0,
+    )
+    assert group["ttft_s"] is None

@@ -62,11 +62,11 @@ def _scalar(store: Store, sql: str) -> Any:
 
 def test_migrations_create_everything_and_are_idempotent(new_database: Callable[..., Store]) -> None:
     store = new_database()
-    assert migrate(store) == [1, 2, 3, 4]
+    assert migrate(store) == [1, 2, 3, 4, 5]
     assert _tables(store) == TABLES
     assert migrate(store) == []
-    assert applied_versions(store) == [1, 2, 3, 4]
-    assert _scalar(store, "SELECT count() FROM schema_migrations FINAL") == 4
+    assert applied_versions(store) == [1, 2, 3, 4, 5]
+    assert _scalar(store, "SELECT count() FROM schema_migrations FINAL") == 5
     names = store.query("SELECT version, name FROM schema_migrations ORDER BY version")
     assert [(r["version"], r["name"]) for r in names] == list(migrations.MIGRATIONS)
 
@@ -78,7 +78,7 @@ def test_reopening_an_up_to_date_store_runs_no_ddl(
     # restarting while one is down must not need them when the schema is current.
     database = new_database().database
     first = new_database(database=database)
-    assert migrate(first) == [1, 2, 3, 4]
+    assert migrate(first) == [1, 2, 3, 4, 5]
     commands: list[str] = []
     client_class = type(first._writer)  # chDB's client class (a server's is another)
     real = client_class.command
@@ -93,7 +93,7 @@ def test_reopening_an_up_to_date_store_runs_no_ddl(
     assert migrate(again) == []
     assert commands == []
     fresh = new_database()  # a new database does get its DDL
-    assert migrate(fresh) == [1, 2, 3, 4]
+    assert migrate(fresh) == [1, 2, 3, 4, 5]
     assert any(c.startswith("CREATE DATABASE") for c in commands)
     assert any("schema_migrations" in c for c in commands)
 
@@ -122,10 +122,10 @@ def test_concurrent_migrations_apply_each_version_once(
     for t in threads:
         t.join(60)
     assert not errors
-    assert set(results["a"]) | set(results["b"]) == {1, 2, 3, 4}
+    assert set(results["a"]) | set(results["b"]) == {1, 2, 3, 4, 5}
     assert _tables(first) == TABLES
     # every version recorded once, even when both runs applied it (fixed dedup token)
-    assert _scalar(first, "SELECT count() FROM schema_migrations") == 4
+    assert _scalar(first, "SELECT count() FROM schema_migrations") == 5
     assert migrate(first) == []
 
 
@@ -138,7 +138,7 @@ def test_concurrent_migrations_in_one_process_are_serialised(new_database: Calla
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(results) == [[], [1, 2, 3, 4]]
+    assert sorted(results) == [[], [1, 2, 3, 4, 5]]
 
 
 def test_migrate_dsn(chdb_path: Path, new_database: Callable[..., Store]) -> None:
@@ -159,9 +159,18 @@ def test_tables_have_the_row_contract_types(store: Store) -> None:
         )
         assert [(c["name"], c["type"]) for c in columns] == [(n, t) for n, t, _ in schema], table
     computed = store.query(
-        "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() AND default_kind != ''"
+        "SELECT table, name, type, default_kind FROM system.columns WHERE database = currentDatabase()"
+        " AND default_kind != '' ORDER BY table"
     )
-    assert computed == [{"table": "spans", "name": "detail", "type": "String"}]  # the only one, and never inserted
+    # never inserted by the collector: spans.detail, and the LLM rollups' packed sums (their views write the rest)
+    llm_rollups = sorted({r.table for ladder in migrations.LADDERS for r in ladder})
+    assert computed == [
+        *(
+            {"table": t, "name": "sums", "type": migrations.LLM_SUMS_STATE, "default_kind": "DEFAULT"}
+            for t in llm_rollups
+        ),
+        {"table": "spans", "name": "detail", "type": "String", "default_kind": "MATERIALIZED"},
+    ]
 
 
 def test_retention_ttl_partitioning_and_dedup_settings(new_database: Callable[..., Store]) -> None:
@@ -215,6 +224,13 @@ def test_cluster_ddl_text() -> None:
     detail = "ADD COLUMN IF NOT EXISTS `detail` String MATERIALIZED toJSONString(tuple(1, "
     assert f"ALTER TABLE `obs`.`spans_local` ON CLUSTER `main`\n{detail}" in text
     assert f"ALTER TABLE `obs`.`spans` ON CLUSTER `main`\n{detail}" in text
+    # the packed sums: a DEFAULT on both tables of every LLM rollup, materialized where stored
+    sums = f"ADD COLUMN IF NOT EXISTS `sums` {migrations.LLM_SUMS_STATE} DEFAULT initializeAggregation("
+    for table in {r.table for ladder in migrations.LADDERS for r in ladder}:
+        assert f"ALTER TABLE `obs`.`{table}_local` ON CLUSTER `main`\n{sums}" in text
+        assert f"ALTER TABLE `obs`.`{table}` ON CLUSTER `main`\n{sums}" in text
+        assert f"ALTER TABLE `obs`.`{table}_local` ON CLUSTER `main`\nMATERIALIZE COLUMN `sums`" in text
+    assert text.count("MATERIALIZE COLUMN") == 6
 
     single = "\n".join(s for m in schema_statements("obs") for s in m.statements)
     for word in ("ON CLUSTER", "Replicated", "Distributed", "_local"):
@@ -222,6 +238,7 @@ def test_cluster_ddl_text() -> None:
     for name, ctype, _ in SPAN_SCHEMA:  # columns come from rows.py, not retyped
         assert f"`{name}` {ctype}" in single
     assert single.count("ADD COLUMN IF NOT EXISTS `detail`") == 1
+    assert single.count("ADD COLUMN IF NOT EXISTS `sums`") == single.count("MATERIALIZE COLUMN `sums`") == 6
     with pytest.raises(ValueError, match="database"):
         schema_statements("obs; DROP TABLE x")
 

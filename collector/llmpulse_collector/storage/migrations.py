@@ -33,6 +33,13 @@ Tables (single server or chDB):
   chDB pays ~0.45 ms a column read. Parts written before it compute it on read from their
   columns (as fast as before); merges write it. A later layout gets a new version number and
   readers fall back to the columns for one they do not know.
+- Version 5, ``sums`` on every LLM rollup: the ten weighted sums (``LLM_SUMS``, in that order)
+  as one ``sumForEach`` state, a ``DEFAULT`` ClickHouse computes from the sum columns
+  whenever a row is written (the views are unchanged and still write those, so a collector
+  of an older version reading them keeps working). ``stats`` reads this one column instead
+  of ten: chDB pays ~0.45 ms for every column a query reads, ~10 ms of the last hour's
+  statement. ``MATERIALIZE COLUMN`` writes it into the parts already stored (until then, and
+  in parts a mutation has not reached yet, it is computed on read from the ten columns).
 
 Cluster mode (``Store.connect(..., cluster="name")``): every statement runs ``ON CLUSTER``,
 the storage tables become ``<name>_local`` Replicated* tables (``{shard}``/``{replica}``
@@ -58,6 +65,7 @@ __all__ = [
     "ASSERTION_SUMS",
     "LADDERS",
     "LLM_SUMS",
+    "LLM_SUMS_STATE",
     "MIGRATIONS",
     "MODEL_KEYS",
     "SPAN_DETAIL_COLUMNS",
@@ -69,6 +77,7 @@ __all__ = [
     "llm_quantiles",
     "migrate",
     "migrate_dsn",
+    "packed_sums",
     "schema_statements",
     "span_detail_expression",
 ]
@@ -179,7 +188,21 @@ LLM_SUMS: dict[str, str] = {
     "priced_calls": "sumIf(s.sample_weight, s.cost_usd IS NOT NULL)",
     "streams": f"sumIf(s.sample_weight, {_STREAMED})",
 }
-"""``llm_1m``'s weighted sums (``SimpleAggregateFunction(sum, Float64)`` columns)."""
+"""``llm_1m``'s weighted sums (``SimpleAggregateFunction(sum, Float64)`` columns). Append only,
+in this order: the rollups' packed ``sums`` column (version 5) holds them in it."""
+
+LLM_SUMS_STATE = "AggregateFunction(sumForEach, Array(Float64))"
+"""The type of the rollups' packed ``sums`` column: element ``i`` sums ``LLM_SUMS``'s ``i``-th."""
+
+
+def packed_sums(values: Sequence[str]) -> str:
+    """A ``LLM_SUMS_STATE`` of one row holding ``values`` (expressions, in ``LLM_SUMS`` order).
+
+    Merged states of different lengths add element by element, the shorter ones as zeros,
+    so a sum appended to ``LLM_SUMS`` later reads as 0 in rows stored before it.
+    """
+    return f"initializeAggregation('sumForEachState', [{', '.join(f'toFloat64({v})' for v in values)}])"
+
 
 ASSERTION_SUMS: dict[str, str] = {
     "passes": "sumIf(s.sample_weight, s.label = 'pass')",
@@ -478,7 +501,27 @@ def _migrations(ctx: _Ctx) -> list[Migration]:
             tuple(statement for rollup in _COARSE for statement in _coarse(ctx, rollup)),
         ),
         Migration(4, "spans.detail: a span's columns packed for trace lookups", tuple(_span_detail(ctx))),
+        Migration(5, "sums: the LLM rollups' ten sums packed in one column", tuple(_packed_sums(ctx))),
     ]
+
+
+_LLM_ROLLUPS = ("llm_1m", *dict.fromkeys(r.table for ladder in LADDERS for r in ladder if r.source == "llm_1m"))
+
+
+def _packed_sums(ctx: _Ctx) -> list[str]:
+    """``ALTER TABLE ... ADD COLUMN sums`` on every LLM rollup (on a cluster: its storing table
+    and the Distributed one) and ``MATERIALIZE COLUMN`` for the parts already stored."""
+    column = f"`sums` {LLM_SUMS_STATE} DEFAULT {packed_sums([f'`{name}`' for name in LLM_SUMS])}"
+    after = f"AFTER `{list(LLM_SUMS)[-1]}`"
+    statements = []
+    for table in _LLM_ROLLUPS:
+        names = [ctx.local(table), table] if ctx.cluster else [table]
+        statements += [
+            f"ALTER TABLE {ctx.qualified(name)}{ctx.on_cluster}\nADD COLUMN IF NOT EXISTS {column} {after}"
+            for name in names
+        ]
+        statements.append(f"ALTER TABLE {ctx.qualified(ctx.local(table))}{ctx.on_cluster}\nMATERIALIZE COLUMN `sums`")
+    return statements
 
 
 def _span_detail(ctx: _Ctx) -> list[str]:
