@@ -119,55 +119,156 @@ static int close_field(Out *o, Py_ssize_t body, int guess) {
 
 /* -- strings ---------------------------------------------------------------------------- */
 
-/* UTF-8 bytes of a str (or a bytes-like value), and the object to release after use. */
+/* UTF-8 bytes of a str (or a bytes-like value) to copy, or the characters of a non-ASCII str
+   to encode while writing; and the object to release after use. */
 typedef struct {
-    const char *s;
-    Py_ssize_t n;
+    const char *s;   /* bytes to copy, or NULL: encode kind/data */
+    Py_ssize_t n;    /* UTF-8 size */
+    int kind;
+    const void *data;
+    Py_ssize_t chars;
     PyObject *owner; /* strong reference or NULL */
 } Text;
 
-/* The UTF-8 of an exact str: the data itself for ASCII, else str.encode(), with lone
-   surrogates replaced by "?" as the reference's errors="replace" does. */
+/* Bytes a non-ASCII character adds to the one it is counted as: two-byte forms add 1, three 2,
+   four 3; a lone surrogate is the one byte of the "?" str.encode(errors="replace") writes. */
+static inline Py_ssize_t utf8_extra(Py_UCS4 c) {
+    return (c >= 0x80) + (c >= 0x800) + (c >= 0x10000) - 2 * (c >= 0xD800 && c <= 0xDFFF);
+}
+
+/* Machine words of characters are looked at whole: mostly-ASCII text (model output with a few
+   typographic quotes) goes word by word. Masks: any bit above 0x7F in any character. */
+#define ASCII_MASK_1 0x8080808080808080ULL /* 8 UCS1 characters */
+#define ASCII_MASK_2 0xFF80FF80FF80FF80ULL /* 4 UCS2 characters */
+#define ASCII_MASK_4 0xFFFFFF80FFFFFF80ULL /* 2 UCS4 characters */
+
+/* The UTF-8 size of a non-ASCII str's characters. */
+static Py_ssize_t utf8_size(int kind, const void *data, Py_ssize_t chars) {
+    Py_ssize_t n = chars, i = 0;
+    uint64_t w;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *d = data;
+        for (; i < chars; i++) n += d[i] >> 7;
+    } else if (kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *d = data;
+        for (; i + 4 <= chars; i += 4) {
+            memcpy(&w, d + i, 8);
+            if (w & ASCII_MASK_2)
+                n += utf8_extra(d[i]) + utf8_extra(d[i + 1]) + utf8_extra(d[i + 2]) + utf8_extra(d[i + 3]);
+        }
+        for (; i < chars; i++) n += utf8_extra(d[i]);
+    } else {
+        const Py_UCS4 *d = data;
+        for (; i + 2 <= chars; i += 2) {
+            memcpy(&w, d + i, 8);
+            if (w & ASCII_MASK_4) n += utf8_extra(d[i]) + utf8_extra(d[i + 1]);
+        }
+        for (; i < chars; i++) n += utf8_extra(d[i]);
+    }
+    return n;
+}
+
+static inline char *put_code_point(char *w, Py_UCS4 c) {
+    if (c < 0x80) {
+        *w++ = (char)c;
+    } else if (c < 0x800) {
+        *w++ = (char)(0xC0 | (c >> 6));
+        *w++ = (char)(0x80 | (c & 0x3F));
+    } else if (c >= 0xD800 && c <= 0xDFFF) {
+        *w++ = '?';
+    } else if (c < 0x10000) {
+        *w++ = (char)(0xE0 | (c >> 12));
+        *w++ = (char)(0x80 | ((c >> 6) & 0x3F));
+        *w++ = (char)(0x80 | (c & 0x3F));
+    } else {
+        *w++ = (char)(0xF0 | (c >> 18));
+        *w++ = (char)(0x80 | ((c >> 12) & 0x3F));
+        *w++ = (char)(0x80 | ((c >> 6) & 0x3F));
+        *w++ = (char)(0x80 | (c & 0x3F));
+    }
+    return w;
+}
+
+/* The text's bytes (room for t->n reserved). */
+static char *put_text(char *out, const Text *t) {
+    if (t->s != NULL) {
+        memcpy(out, t->s, (size_t)t->n);
+        return out + t->n;
+    }
+    Py_ssize_t i = 0;
+    uint64_t w;
+    if (t->kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *d = t->data;
+        for (; i + 8 <= t->chars; i += 8) {
+            memcpy(&w, d + i, 8);
+            if (w & ASCII_MASK_1) {
+                for (int j = 0; j < 8; j++) out = put_code_point(out, d[i + j]);
+            } else {
+                memcpy(out, &w, 8);
+                out += 8;
+            }
+        }
+        for (; i < t->chars; i++) out = put_code_point(out, d[i]);
+    } else if (t->kind == PyUnicode_2BYTE_KIND) {
+        const Py_UCS2 *d = t->data;
+        for (; i + 4 <= t->chars; i += 4) {
+            memcpy(&w, d + i, 8);
+            if (w & ASCII_MASK_2) {
+                for (int j = 0; j < 4; j++) out = put_code_point(out, d[i + j]);
+            } else { /* the low byte of each of the four (little-endian) */
+                uint32_t four = (uint32_t)((w & 0xFF) | ((w >> 8) & 0xFF00) | ((w >> 16) & 0xFF0000) |
+                                           ((w >> 24) & 0xFF000000));
+                memcpy(out, &four, 4);
+                out += 4;
+            }
+        }
+        for (; i < t->chars; i++) out = put_code_point(out, d[i]);
+    } else {
+        const Py_UCS4 *d = t->data;
+        for (; i < t->chars; i++) out = put_code_point(out, d[i]);
+    }
+    return out;
+}
+
+/* A str's UTF-8: the data itself for ASCII; else the characters, encoded as they are written
+   (lone surrogates as "?", as the reference's errors="replace" does). */
 static int text_of(PyObject *str, Text *t) {
     t->owner = NULL;
 #if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(str) < 0) return FAIL;
+    if (PyUnicode_READY(str) < 0) return FAIL; /* a legacy str made by a C extension */
 #endif
+    t->chars = PyUnicode_GET_LENGTH(str);
     if (PyUnicode_IS_ASCII(str)) {
         t->s = (const char *)PyUnicode_DATA(str);
-        t->n = PyUnicode_GET_LENGTH(str);
+        t->n = t->chars;
         return OK;
     }
-    PyObject *b = PyUnicode_AsUTF8String(str);
-    if (b == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return FAIL;
-        PyErr_Clear();
-        b = PyUnicode_AsEncodedString(str, "utf-8", "replace");
-        if (b == NULL) return FAIL;
-    }
-    t->owner = b;
-    t->s = PyBytes_AS_STRING(b);
-    t->n = PyBytes_GET_SIZE(b);
+    t->s = NULL;
+    t->kind = PyUnicode_KIND(str);
+    t->data = PyUnicode_DATA(str);
+    t->n = utf8_size(t->kind, t->data, t->chars);
     return OK;
 }
 
-/* tag, length, bytes */
-static int put_ld(Out *o, uint8_t tag, const char *s, Py_ssize_t n) {
-    if (reserve(o, 11 + n) < 0) return FAIL;
+static void bytes_text(const char *s, Py_ssize_t n, Text *t) {
+    t->owner = NULL;
+    t->s = s;
+    t->n = n;
+}
+
+/* tag, length, text */
+static int put_ld(Out *o, uint8_t tag, const Text *t) {
+    if (reserve(o, 11 + t->n) < 0) return FAIL;
     char *w = o->p + o->len;
     *w++ = (char)tag;
-    w = put_varint(w, (uint64_t)n);
-    memcpy(w, s, (size_t)n);
-    o->len = w + n - o->p;
+    w = put_varint(w, (uint64_t)t->n);
+    o->len = put_text(w, t) - o->p;
     return OK;
 }
 
 static int put_str_field(Out *o, uint8_t tag, PyObject *str) {
     Text t;
-    if (text_of(str, &t) < 0) return FAIL;
-    int r = put_ld(o, tag, t.s, t.n);
-    Py_XDECREF(t.owner);
-    return r;
+    return text_of(str, &t) < 0 ? FAIL : put_ld(o, tag, &t);
 }
 
 /* -- values ----------------------------------------------------------------------------- */
@@ -210,9 +311,8 @@ static int scalar_of(PyObject *v, Scalar *sc) {
             return FALLBACK;
         }
         sc->tag = 0x0A;
+        bytes_text((const char *)PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s), &sc->text);
         sc->text.owner = s;
-        sc->text.s = (const char *)PyUnicode_DATA(s);
-        sc->text.n = PyUnicode_GET_LENGTH(s);
     } else if (PyFloat_CheckExact(v)) {
         sc->tag = 0x21;
         sc->d = PyFloat_AS_DOUBLE(v); /* NaN payloads and -0.0 as they are, like struct.pack */
@@ -220,12 +320,10 @@ static int scalar_of(PyObject *v, Scalar *sc) {
         return OK;
     } else if (PyBytes_CheckExact(v)) {
         sc->tag = 0x3A;
-        sc->text.s = PyBytes_AS_STRING(v);
-        sc->text.n = PyBytes_GET_SIZE(v);
+        bytes_text(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v), &sc->text);
     } else if (PyByteArray_CheckExact(v)) {
         sc->tag = 0x3A;
-        sc->text.s = PyByteArray_AS_STRING(v);
-        sc->text.n = PyByteArray_GET_SIZE(v);
+        bytes_text(PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v), &sc->text);
     } else {
         return FALLBACK;
     }
@@ -244,9 +342,7 @@ static char *put_scalar(char *w, const Scalar *sc) {
         memcpy(w, &sc->d, 8);
         return w + 8;
     default:
-        w = put_varint(w, (uint64_t)sc->text.n);
-        memcpy(w, sc->text.s, (size_t)sc->text.n);
-        return w + sc->text.n;
+        return put_text(put_varint(w, (uint64_t)sc->text.n), &sc->text);
     }
 }
 
@@ -297,7 +393,7 @@ static int put_key_value(Out *o, uint8_t tag, PyObject *key, PyObject *value) {
     if (PyList_CheckExact(value) || PyTuple_CheckExact(value)) {
         Py_ssize_t kv, av;
         r = FAIL;
-        if ((kv = open_field(o, tag, 1)) >= 0 && (!k.n || put_ld(o, 0x0A, k.s, k.n) == OK) &&
+        if ((kv = open_field(o, tag, 1)) >= 0 && (!k.n || put_ld(o, 0x0A, &k) == OK) &&
             (av = open_field(o, 0x12, 1)) >= 0) { /* KeyValue.value (2) */
             r = put_array(o, value, 0);
             if (r == OK) r = close_field(o, av, 1);
@@ -314,9 +410,7 @@ static int put_key_value(Out *o, uint8_t tag, PyObject *key, PyObject *value) {
                 w = put_varint(w, (uint64_t)size);
                 if (k.n) {
                     *w++ = 0x0A;
-                    w = put_varint(w, (uint64_t)k.n);
-                    memcpy(w, k.s, (size_t)k.n);
-                    w += k.n;
+                    w = put_text(put_varint(w, (uint64_t)k.n), &k);
                 }
                 *w++ = 0x12;
                 w = put_varint(w, (uint64_t)sc.size);
@@ -325,7 +419,6 @@ static int put_key_value(Out *o, uint8_t tag, PyObject *key, PyObject *value) {
         }
         Py_XDECREF(sc.text.owner);
     }
-    Py_XDECREF(k.owner);
     return r;
 }
 
@@ -543,16 +636,13 @@ static int put_span(Out *o, PyObject *s) {
             *w++ = 0x7A;
             w = put_varint(w, (uint64_t)size);
             *w++ = 0x12;
-            w = put_varint(w, (uint64_t)t.n);
-            memcpy(w, t.s, (size_t)t.n);
-            w += t.n;
+            w = put_text(put_varint(w, (uint64_t)t.n), &t);
             if (has_code) {
                 *w++ = 0x18;
                 w = put_varint(w, code);
             }
             o->len = w - o->p;
         }
-        Py_XDECREF(t.owner);
         if (room != OK) goto done;
     } else if (has_code) {
         if (reserve(o, 13) < 0) goto done;
@@ -568,6 +658,11 @@ done:
     return r;
 }
 
+/* The bytes a span took in the previous batch: sizes the next body, and guesses the length of
+   the request's two headers so that the spans need not move once written (a hint only). */
+static Py_ssize_t span_bytes_hint = 512;
+#define MAX_GUESS ((Py_ssize_t)1 << 25) /* allocated up front at most; beyond, the body grows */
+
 /* encode(spans, resource_field, scope_field) -> bytes | None */
 static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyBytes_CheckExact(args[1]) || !PyBytes_CheckExact(args[2])) {
@@ -576,11 +671,16 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *spans = args[0], *resource = args[1], *scope = args[2];
     if (!PyList_CheckExact(spans) && !PyTuple_CheckExact(spans)) Py_RETURN_NONE;
+    Py_ssize_t n_spans = PySequence_Fast_GET_SIZE(spans);
     Py_ssize_t rn = PyBytes_GET_SIZE(resource), sn = PyBytes_GET_SIZE(scope);
-    /* Room for the request's two headers in front of the spans, filled in at the end. */
-    Py_ssize_t head = 1 + 10 + rn + 1 + 10 + sn;
+    /* ExportTraceServiceRequest.resource_spans (1): resource, then scope_spans (2): scope, spans.
+       Their lengths are known at the end; the spans are written after room for a guess. */
+    Py_ssize_t guess = n_spans <= MAX_GUESS / span_bytes_hint ? n_spans * span_bytes_hint : MAX_GUESS;
+    uint64_t scope_spans = (uint64_t)sn + (uint64_t)guess;
+    uint64_t resource_spans = (uint64_t)rn + 1 + vsize(scope_spans) + scope_spans;
+    Py_ssize_t head = 1 + vsize(resource_spans) + rn + 1 + vsize(scope_spans) + sn;
     Out o;
-    o.cap = head + 1024 + 512 * PySequence_Fast_GET_SIZE(spans);
+    o.cap = head + guess + guess / 8 + 1024;
     o.obj = PyBytes_FromStringAndSize(NULL, o.cap);
     if (o.obj == NULL) return NULL;
     o.p = PyBytes_AS_STRING(o.obj);
@@ -597,12 +697,21 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (r == FAIL) return NULL;
         Py_RETURN_NONE;
     }
-    /* ExportTraceServiceRequest.resource_spans (1): resource, then scope_spans (2): scope, spans */
-    uint64_t scope_spans = (uint64_t)(sn + o.len - head);
+    Py_ssize_t body = o.len - head;
+    if (n_spans) span_bytes_hint = body / n_spans + 1;
+    scope_spans = (uint64_t)(sn + body);
     int k2 = vsize(scope_spans);
-    uint64_t resource_spans = (uint64_t)rn + 1 + k2 + scope_spans;
-    Py_ssize_t start = head - (1 + vsize(resource_spans) + rn + 1 + k2 + sn);
-    char *w = o.p + start;
+    resource_spans = (uint64_t)rn + 1 + k2 + scope_spans;
+    Py_ssize_t header = 1 + vsize(resource_spans) + rn + 1 + k2 + sn;
+    if (header != head) { /* a wrong guess: move the spans */
+        if (header > head && reserve(&o, header - head) < 0) {
+            Py_DECREF(o.obj);
+            return NULL;
+        }
+        memmove(o.p + header, o.p + head, (size_t)body);
+        o.len = header + body;
+    }
+    char *w = o.p;
     *w++ = 0x0A;
     w = put_varint(w, resource_spans);
     memcpy(w, PyBytes_AS_STRING(resource), (size_t)rn);
@@ -610,8 +719,7 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     *w++ = 0x12;
     w = put_varint(w, scope_spans);
     memcpy(w, PyBytes_AS_STRING(scope), (size_t)sn);
-    memmove(o.p, o.p + start, (size_t)(o.len - start));
-    if (_PyBytes_Resize(&o.obj, o.len - start) < 0) return NULL;
+    if (_PyBytes_Resize(&o.obj, o.len) < 0) return NULL;
     return o.obj;
 }
 
