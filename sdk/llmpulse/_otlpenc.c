@@ -25,8 +25,8 @@
  * reference keeps them; this reads and sets it too, so both paths agree on attributes that
  * changed after their first encoding (read-only by contract).
  *
- * No Python code runs while a batch is encoded (exact types only), so the dicts and lists read
- * cannot change underneath; the values in use are still held by strong references.
+ * Only exact types are read, so none of the application's Python code runs while a batch is
+ * encoded; the values in use are held by strong references all the same.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -693,7 +693,7 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(s);
     }
     if (r != OK) {
-        Py_DECREF(o.obj);
+        Py_XDECREF(o.obj); /* NULL if growing it failed */
         if (r == FAIL) return NULL;
         Py_RETURN_NONE;
     }
@@ -705,7 +705,7 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t header = 1 + vsize(resource_spans) + rn + 1 + k2 + sn;
     if (header != head) { /* a wrong guess: move the spans */
         if (header > head && reserve(&o, header - head) < 0) {
-            Py_DECREF(o.obj);
+            Py_XDECREF(o.obj);
             return NULL;
         }
         memmove(o.p + header, o.p + head, (size_t)body);
