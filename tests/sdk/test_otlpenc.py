@@ -19,6 +19,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import tracemalloc
 import types
 from collections.abc import Callable
@@ -427,6 +428,19 @@ def test_invalid_ids_and_times_raise_on_both_paths(field: str, value: Any) -> No
         SHARED._encode_python([make_span(), s])
     assert type(on_c.value) is type(on_python.value)
     assert type(on_python.value) in (struct.error, OverflowError, TypeError)
+
+
+def test_the_exporter_counts_a_batch_neither_path_encodes() -> None:
+    """The exporter drops and counts a batch whose encoding raises, as before (the compiled
+    path leaves it to Python, which raises); nothing is sent."""
+    from llmpulse._export import HttpExporter
+    from llmpulse._stats import stats
+
+    exporter = HttpExporter(
+        "http://127.0.0.1:9/v1/traces", "http://127.0.0.1:9/v1/feedback", SHARED, api_key=None, timeout=1
+    )
+    assert exporter.export_spans([make_span(), make_span(trace_id=2**128)], time.monotonic() + 1) is False
+    assert stats.get("spans_dropped.encode_error") == 2
 
 
 def test_shared_attributes_keep_their_encoding_on_both_paths() -> None:
