@@ -33,6 +33,9 @@
 #include <structmember.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Doubles and fixed64 fields are written with memcpy: little-endian only. A big-endian build
    fails here, and setup.py's optional extension leaves such hosts on the pure-Python reference. */
@@ -142,6 +145,14 @@ static inline Py_ssize_t utf8_extra(Py_UCS4 c) {
 #define ASCII_MASK_2 0xFF80FF80FF80FF80ULL /* 4 UCS2 characters */
 #define ASCII_MASK_4 0xFFFFFF80FFFFFF80ULL /* 2 UCS4 characters */
 
+#if defined(__SSE2__)
+/* Whether 8 UCS2 characters are all ASCII. */
+static inline int ascii8(__m128i v) {
+    __m128i high = _mm_and_si128(v, _mm_set1_epi16((short)0xFF80));
+    return _mm_movemask_epi8(_mm_cmpeq_epi16(high, _mm_setzero_si128())) == 0xFFFF;
+}
+#endif
+
 /* The UTF-8 size of a non-ASCII str's characters. */
 static Py_ssize_t utf8_size(int kind, const void *data, Py_ssize_t chars) {
     Py_ssize_t n = chars, i = 0;
@@ -151,6 +162,11 @@ static Py_ssize_t utf8_size(int kind, const void *data, Py_ssize_t chars) {
         for (; i < chars; i++) n += d[i] >> 7;
     } else if (kind == PyUnicode_2BYTE_KIND) {
         const Py_UCS2 *d = data;
+#if defined(__SSE2__)
+        for (; i + 8 <= chars; i += 8)
+            if (!ascii8(_mm_loadu_si128((const __m128i *)(d + i))))
+                for (int j = 0; j < 8; j++) n += utf8_extra(d[i + j]);
+#endif
         for (; i + 4 <= chars; i += 4) {
             memcpy(&w, d + i, 8);
             if (w & ASCII_MASK_2)
@@ -211,6 +227,17 @@ static char *put_text(char *out, const Text *t) {
         for (; i < t->chars; i++) out = put_code_point(out, d[i]);
     } else if (t->kind == PyUnicode_2BYTE_KIND) {
         const Py_UCS2 *d = t->data;
+#if defined(__SSE2__)
+        for (; i + 8 <= t->chars; i += 8) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(d + i));
+            if (ascii8(v)) { /* the low byte of each of the eight */
+                _mm_storel_epi64((__m128i *)out, _mm_packus_epi16(v, v));
+                out += 8;
+            } else {
+                for (int j = 0; j < 8; j++) out = put_code_point(out, d[i + j]);
+            }
+        }
+#endif
         for (; i + 4 <= t->chars; i += 4) {
             memcpy(&w, d + i, 8);
             if (w & ASCII_MASK_2) {
