@@ -19,8 +19,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall whenever the packaging or the C accelerator changes (pip builds it in place).
-$(STAMP): pyproject.toml setup.py collector/llmpulse_collector/_otlpscan.c | $(BIN)/python
+# Reinstall whenever the packaging or a C accelerator changes (pip builds them in place).
+$(STAMP): pyproject.toml setup.py collector/llmpulse_collector/_otlpscan.c sdk/llmpulse/_otlpenc.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[collector,dev]'
 	touch $(STAMP)
 

@@ -1,19 +1,28 @@
-"""Builds the collector's optional C accelerator; everything else is in pyproject.toml.
+"""Builds the optional C accelerators; everything else is in pyproject.toml.
 
-``llmpulse_collector._otlpscan`` decodes OTLP protobuf bodies (see its source). It is
-optional: where it cannot be compiled (no C compiler, a big-endian host) the install still
-succeeds and the collector uses its pure-Python decoder, which gives the same results.
+``llmpulse_collector._otlpscan`` decodes OTLP protobuf bodies in the collector, and
+``llmpulse._otlpenc`` encodes them in the SDK's exporter (see their sources). Both are
+optional: where they cannot be compiled (no C compiler, a big-endian host) the install still
+succeeds and the package uses its pure-Python code, which gives the same results.
 """
 
 from setuptools import Extension, setup
+
+_FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 setup(
     ext_modules=[
         Extension(
             "llmpulse_collector._otlpscan",
             sources=["collector/llmpulse_collector/_otlpscan.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            extra_compile_args=_FLAGS,
             optional=True,
-        )
+        ),
+        Extension(
+            "llmpulse._otlpenc",
+            sources=["sdk/llmpulse/_otlpenc.c"],
+            extra_compile_args=_FLAGS,
+            optional=True,
+        ),
     ]
 )

@@ -2,7 +2,9 @@
 
 Prints CPU µs per span, side by side in one run, for
 
-- ``ProtobufEncoder.encode`` (llmpulse, application/x-protobuf),
+- ``ProtobufEncoder.encode`` (llmpulse, application/x-protobuf) with the compiled encoder
+  (``_otlpenc.c``; the row is left out where it is not built), and its pure-Python reference
+  ``ProtobufEncoder._encode_python`` (what runs without the extension),
 - ``JsonEncoder.encode`` (llmpulse, application/json),
 - ``encode_spans(spans).SerializeToString()`` on equivalent OTel SDK ``ReadableSpan`` s
   (what the official OTLP/HTTP exporter does per batch),
@@ -39,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk"))
 
 import orjson
 
+from llmpulse import _otlp
 from llmpulse._otlp import ProtobufEncoder
 from llmpulse._otlp_json import JsonEncoder
 from llmpulse._span import (
@@ -228,21 +231,25 @@ def run(workload: str, batch: int, rounds: int) -> None:
     title, factory = WORKLOADS[workload]
     pb = ProtobufEncoder(RESOURCE, *SCOPE)
     js = JsonEncoder(RESOURCE, *SCOPE)
-    names = ("llmpulse ProtobufEncoder", "llmpulse JsonEncoder", "OTel encode_spans+Serialize")
+    encoders: dict[str, Callable[[list[SpanRecord]], bytes]] = {}
+    if _otlp._c_encode is not None:
+        encoders["llmpulse protobuf, compiled"] = pb.encode
+    encoders["llmpulse protobuf, Python"] = pb._encode_python
+    encoders["llmpulse JsonEncoder"] = js.encode
+    names = (*encoders, "OTel encode_spans+Serialize")
     times: dict[str, list[float]] = {n: [] for n in names}
     sizes: list[int] = []
     shape = ""
     for rnd in range(rounds + 1):
         # Each encoder gets its own copy of the batch (same content, fresh objects), so
         # none benefits from str hashes or UTF-8 buffers another one cached on the strings.
-        copies = [[factory(random.Random(rnd * 100_003 + i), i) for i in range(batch)] for _ in range(3)]
-        calls: list[Callable[[], bytes]] = [
-            partial(pb.encode, copies[0]),
-            partial(js.encode, copies[1]),
-            partial(_otel_encode, encode_spans, to_otel(copies[2])),
-        ]
+        copies = [[factory(random.Random(rnd * 100_003 + i), i) for i in range(batch)] for _ in names]
+        calls: list[Callable[[], bytes]] = [partial(enc, c) for enc, c in zip(encoders.values(), copies, strict=False)]
+        calls.append(partial(_otel_encode, encode_spans, to_otel(copies[-1])))
         if rnd == 0:  # warm-up: caches filled as in a long-running process
             sizes = [len(call()) for call in calls]
+            if len({call() for call in calls[:-2]}) != 1:  # the protobuf encoders agree
+                raise SystemExit("the compiled and the Python encoder wrote different bytes")
             first = copies[0][0]
             n_ev = len(first.events)
             shape = f"{len(first.attributes)} attributes"
@@ -256,14 +263,16 @@ def run(workload: str, batch: int, rounds: int) -> None:
         f"\n{title}: {shape} a span, ~{sizes[0] // batch} protobuf bytes a span;"
         f" {batch} spans a batch. CPU µs per span over {rounds} fresh batches:"
     )
-    otel_med = statistics.median(times[names[2]])
-    otel_best = min(times[names[2]])
+    otel_med = statistics.median(times[names[-1]])
+    otel_best = min(times[names[-1]])
     print(f"  {'encoder':30} {'median':>8} {'best':>8} {'OTel/this':>10} {'(best)':>7}")
     for name in names:
         med = statistics.median(times[name])
         best = min(times[name])
         print(f"  {name:30} {med:8.2f} {best:8.2f} {otel_med / med:9.1f}x {otel_best / best:6.1f}x")
-    print(f"  request bytes: protobuf {sizes[0]}, json {sizes[1]}, OTel protobuf {sizes[2]}")
+    print(f"  request bytes: protobuf {sizes[0]}, json {sizes[-2]}, OTel protobuf {sizes[-1]}")
+    if _otlp._c_encode is None:
+        print("  (no compiled row: llmpulse._otlpenc is not built here, or LLMPULSE_PURE_PYTHON is set)")
 
 
 def main() -> None:

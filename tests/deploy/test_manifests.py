@@ -548,10 +548,10 @@ def test_dockerfile_installs_the_collector_extra_from_the_copied_sources() -> No
     # the packages setuptools finds (`where`) are copied
     for where in pyproject()["tool"]["setuptools"]["packages"]["find"]["where"]:
         assert f"{where}/" in copied or where in copied, f"package root {where} not copied"
-    # the C scanner is built (setup.py and a compiler in the build stage) and checked there
+    # the C extensions are built (setup.py and a compiler in the build stage) and checked there
     assert "setup.py" in copied
     assert "gcc" in runs
-    assert "import llmpulse_collector._otlpscan" in runs
+    assert "import llmpulse_collector._otlpscan, llmpulse._otlpenc" in runs
     assert "gcc" not in " ".join(df.all("RUN", df.final)), "the runtime stage stays compiler-free"
 
 

@@ -13,7 +13,7 @@ import base64
 import enum
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from llmpulse import _otlp
 from llmpulse._exceptions import ConfigError
 from llmpulse._otlp import ProtobufEncoder, make_encoder
 from llmpulse._otlp_json import JsonEncoder
@@ -262,6 +263,19 @@ def expected_for_unprintable(attrs: dict[str, Any]) -> dict[str, Any]:
 # --- protobuf -----------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module", params=["compiled", "python"])
+def both_paths(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A protobuf test on the compiled encoder (where it is built; test_otlpenc.py compares it
+    with the Python one byte for byte) and on the Python one alone."""
+    if request.param == "compiled" and _otlp._c_encode is None:
+        pytest.skip("llmpulse._otlpenc is not built here")
+    with pytest.MonkeyPatch.context() as m:
+        if request.param == "python":
+            m.setattr(_otlp, "_c_encode", None)
+        yield
+
+
+@pytest.mark.usefixtures("both_paths")
 def test_protobuf_span_fields() -> None:
     ev_attrs: dict[str, Any] = {
         "gen_ai.evaluation.name": "is_json",
@@ -300,6 +314,7 @@ def test_protobuf_span_fields() -> None:
     assert_span(got, s)
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_protobuf_resource_and_scope() -> None:
     req = decode(ProtobufEncoder(RESOURCE, *SCOPE).encode([make_span()]))
     rs = req.resource_spans[0]
@@ -309,6 +324,7 @@ def test_protobuf_resource_and_scope() -> None:
     assert not rs.schema_url
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_protobuf_every_attribute_type() -> None:
     s = make_span(attributes=ALL_TYPES)
     (got,) = only_spans(decode(ProtobufEncoder(RESOURCE, *SCOPE).encode([s])))
@@ -338,6 +354,7 @@ def test_protobuf_every_attribute_type() -> None:
     ]
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_protobuf_optional_fields_left_out() -> None:
     s = make_span(parent_id=0, kind=0, name="", attributes={}, start_ns=0, end_ns=0)
     s.events = [SpanEvent("", 0, {})]
@@ -357,6 +374,7 @@ def test_protobuf_optional_fields_left_out() -> None:
     assert got2.end_time_unix_nano == 0
 
 
+@pytest.mark.usefixtures("both_paths")
 @pytest.mark.parametrize(
     ("status", "message"),
     [(STATUS_OK, ""), (STATUS_ERROR, ""), (STATUS_UNSET, "why"), (STATUS_ERROR, "x" * 200)],
@@ -369,6 +387,7 @@ def test_protobuf_status(status: int, message: str) -> None:
     assert got.status.message == message
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_protobuf_empty_batch_is_a_valid_request() -> None:
     body = ProtobufEncoder(RESOURCE, *SCOPE).encode([])
     req = decode(body)
@@ -381,6 +400,7 @@ def test_protobuf_empty_batch_is_a_valid_request() -> None:
     assert decode(ProtobufEncoder({}, "", "").encode([])).resource_spans[0].HasField("resource")
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_protobuf_many_spans_and_big_lengths() -> None:
     """Lengths crossing the one-, two- and three-byte varint boundaries at every level."""
     spans = [
@@ -404,6 +424,7 @@ LOOKALIKES: list[Any] = [
 ]
 
 
+@pytest.mark.usefixtures("both_paths")
 @pytest.mark.parametrize("fmt", ["protobuf", "json"])
 def test_caches_never_confuse_values(fmt: str) -> None:
     """The per-key value caches: lookalike values under one key, alternating values, more
@@ -423,6 +444,7 @@ def test_caches_never_confuse_values(fmt: str) -> None:
             assert same_request(js.encode(spans), pb_body)
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_shared_event_attributes_keep_each_events_name_and_time() -> None:
     """One SharedAttributes on many events: the encoder keeps their framing on it, which
     must follow a change of event name, a different time, a zero time, and stay canonical
@@ -441,6 +463,7 @@ def test_shared_event_attributes_keep_each_events_name_and_time() -> None:
     assert same_request(JsonEncoder({}, *SCOPE).encode(spans), ProtobufEncoder({}, *SCOPE).encode(spans))
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_protobuf_surrogates_everywhere() -> None:
     bad = "x\ud83dy"
     s = make_span(
@@ -459,6 +482,7 @@ def test_protobuf_surrogates_everywhere() -> None:
     assert_span(got, s)
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_protobuf_equals_official_otel_encoding() -> None:
     """Same spans through OTel's own encoder give the same message (modulo the flags field,
     which llmpulse leaves out, and the resource, built here the same way)."""
@@ -678,6 +702,7 @@ PROPERTY = settings(
 )
 
 
+@pytest.mark.usefixtures("both_paths")
 @PROPERTY
 @given(st.lists(span_records(), max_size=4))
 def test_property_protobuf_round_trip(spans: list[SpanRecord]) -> None:
