@@ -17,7 +17,7 @@ from server_harness import free_port, running
 
 from llmpulse_collector.settings import Settings
 from llmpulse_collector.storage import Store
-from llmpulse_collector.storage.migrations import migrate
+from llmpulse_collector.storage.migrations import migrate, schema_statements
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +50,20 @@ def new_database(chdb_path: Path) -> Iterator[Callable[..., Store]]:
             dropper.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
     for store in opened:
         store.close()
+
+
+def schema_at(store: Store, version: int) -> None:
+    """Give ``store`` the schema as a collector of ``version`` left it (migrations up to it run
+    and recorded), so a test can store data and then migrate the rest."""
+    for migration in schema_statements(store.database)[: version + 1]:  # [0] is schema_migrations
+        for statement in migration.statements:
+            store.command(statement)
+    store.insert(
+        "schema_migrations",
+        [{"version": v, "name": "old", "applied_at": 0} for v in range(1, version + 1)],
+        ("version", "name", "applied_at"),
+        dedup_token="old",
+    )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import schema_at
 from llmpulse_collector.rows import ASSERTION_COLUMNS, FEEDBACK_COLUMNS, SPAN_COLUMNS
 from llmpulse_collector.storage import Store, queries
 from llmpulse_collector.storage.migrations import MIGRATIONS, migrate
@@ -562,19 +563,9 @@ def test_trace_reads_the_columns_when_the_detail_layout_is_unknown(store: Store,
 
 
 def test_spans_stored_before_the_detail_column_are_read_alike(new_database: Callable[..., Store], rows: Rows) -> None:
-    from llmpulse_collector.storage.migrations import schema_statements
-
     span, _ = rows
     store = new_database()
-    for migration in schema_statements(store.database)[:4]:  # a store at version 3, as collectors left it
-        for statement in migration.statements:
-            store.command(statement)
-    store.insert(
-        "schema_migrations",
-        [{"version": v, "name": "old", "applied_at": 0} for v in (1, 2, 3)],
-        ("version", "name", "applied_at"),
-        dedup_token="old",
-    )
+    schema_at(store, 3)  # as collectors before migration 4 left it
     old = [span(trace_id="a" * 32, start_time=NOW - i * MINUTE, duration_s=0.1, user_id=f"u{i}") for i in range(3)]
     store.insert("spans", old, SPAN_COLUMNS, dedup_token="old:spans")
     assert migrate(store) == [v for v, _ in MIGRATIONS if v >= 4]

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import schema_at
 from llmpulse_collector.rows import ASSERTION_COLUMNS, SPAN_COLUMNS
 from llmpulse_collector.storage import Store, queries
 from llmpulse_collector.storage.migrations import (
@@ -26,7 +27,6 @@ from llmpulse_collector.storage.migrations import (
     MIGRATIONS,
     migrate,
     packed_sums,
-    schema_statements,
 )
 from llmpulse_collector.storage.queries import _group, _ladder, _pieces
 
@@ -225,15 +225,7 @@ def test_migration_3_backfills_an_existing_store(new_database: Callable[..., Sto
     span, assertion = rows
     store = new_database()
     # a store at version 2, as earlier collectors left it, holding data
-    for migration in schema_statements(store.database)[:3]:
-        for statement in migration.statements:
-            store.command(statement)
-    store.insert(
-        "schema_migrations",
-        [{"version": v, "name": "old", "applied_at": 0} for v in (1, 2)],
-        ("version", "name", "applied_at"),
-        dedup_token="old",
-    )
+    schema_at(store, 2)
     old = [span(start_time=NOW - i * 13 * MINUTE, duration_s=0.1 * (i % 7 + 1)) for i in range(60)]
     store.insert("spans", old, SPAN_COLUMNS, dedup_token="old:spans")
     store.insert("assertions", [assertion(s, "is_json", "fail") for s in old], ASSERTION_COLUMNS, dedup_token="o:a")
@@ -269,15 +261,7 @@ def test_migration_5_packs_the_sums_of_stored_and_new_rows(new_database: Callabl
     span, _ = rows
     store = new_database()
     # a store at version 4, as earlier collectors left it, holding data
-    for migration in schema_statements(store.database)[:5]:
-        for statement in migration.statements:
-            store.command(statement)
-    store.insert(
-        "schema_migrations",
-        [{"version": v, "name": "old", "applied_at": 0} for v in (1, 2, 3, 4)],
-        ("version", "name", "applied_at"),
-        dedup_token="old",
-    )
+    schema_at(store, 4)
     rng = random.Random(5)
     old = [
         span(

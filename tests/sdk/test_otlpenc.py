@@ -12,7 +12,6 @@ both paths.
 from __future__ import annotations
 
 import collections
-import enum
 import gc
 import math
 import os
@@ -28,7 +27,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_otlp import LOOKALIKES, RESOURCE, SCOPE, T0, Unprintable, make_span, text
+from test_otlp import LOOKALIKES, RESOURCE, SCOPE, T0, Color, Level, Tone, Unprintable, make_span, text
 
 # _otlpenc is imported, not skipped when missing: `make test` builds it, and a build that
 # silently failed must fail the suite rather than hide these tests (as in test_otlpscan.py).
@@ -90,18 +89,6 @@ plain_values = (
     | st.one_of([nested(plain_scalars, n) for n in range(1, 9)])
     | st.sampled_from(LOOKALIKES)
 )
-
-
-class Color(enum.Enum):
-    RED = "red"
-
-
-class Tone(str, enum.Enum):
-    CASUAL = "casual"
-
-
-class Level(enum.IntEnum):
-    HIGH = 3
 
 
 class Printable:
