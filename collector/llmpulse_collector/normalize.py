@@ -69,6 +69,7 @@ from typing import Any
 import orjson
 
 from llmpulse import _semconv
+from llmpulse._config import ENV
 from llmpulse._cost import PriceBook
 from llmpulse._extract import Extracted
 from llmpulse._refusal import RefusalDetector
@@ -79,7 +80,7 @@ try:  # the C extension (setup.py): OTLP scanner and row builders; None: everyth
     from llmpulse_collector import _otlpscan as compiled
 except ImportError:  # pragma: no cover - a build without a C compiler
     compiled = None  # type: ignore[assignment]
-if os.environ.get("LLMPULSE_PURE_PYTHON"):  # the Python reference even where the extension is built
+if os.environ.get(ENV.PURE_PYTHON):  # the Python reference even where the extension is built
     compiled = None  # type: ignore[assignment]
 _c_span = None if compiled is None else compiled.normalize_span
 _c_assertion = None if compiled is None else compiled.assertion_row

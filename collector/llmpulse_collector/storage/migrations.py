@@ -505,7 +505,7 @@ def _migrations(ctx: _Ctx) -> list[Migration]:
     ]
 
 
-_LLM_ROLLUPS = ("llm_1m", *dict.fromkeys(r.table for ladder in LADDERS for r in ladder if r.source == "llm_1m"))
+_LLM_ROLLUPS = tuple(dict.fromkeys(r.table for ladder in LADDERS for r in ladder))  # every LLM rollup
 
 
 def _packed_sums(ctx: _Ctx) -> list[str]:
