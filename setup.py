@@ -1,7 +1,8 @@
 """Builds the optional C accelerators; everything else is in pyproject.toml.
 
 ``llmpulse_collector._otlpscan`` decodes OTLP protobuf bodies in the collector, and
-``llmpulse._otlpenc`` encodes them in the SDK's exporter (see their sources). Both are
+``llmpulse._otlpenc`` encodes them in the SDK's exporter, and ``llmpulse._textscan`` finds
+where the refusal heuristic's regex can match (see their sources). All are
 optional: where they cannot be compiled (no C compiler, a big-endian host) the install still
 succeeds and the package uses its pure-Python code, which gives the same results.
 """
@@ -21,6 +22,12 @@ setup(
         Extension(
             "llmpulse._otlpenc",
             sources=["sdk/llmpulse/_otlpenc.c"],
+            extra_compile_args=_FLAGS,
+            optional=True,
+        ),
+        Extension(
+            "llmpulse._textscan",
+            sources=["sdk/llmpulse/_textscan.c"],
             extra_compile_args=_FLAGS,
             optional=True,
         ),

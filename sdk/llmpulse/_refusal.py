@@ -14,7 +14,10 @@ that runs on every reply without such a signal, so it is built to be cheap:
   space, a trie of the heads, and at each leaf the alternatives that may follow that
   head. ``re`` jumps from space to space in C and gives up within a letter or two
   almost everywhere, which keeps an ordinary reply at a few microseconds; the same
-  patterns joined into one ``re.IGNORECASE`` alternation cost over 100 µs.
+  patterns joined into one ``re.IGNORECASE`` alternation cost over 100 µs. Where the C
+  extension ``_textscan`` is built, it finds the spaces followed by a head first (a
+  fraction of a microsecond) and the regex runs only there: most replies hold no head,
+  and the verdicts are the same (``LLMPULSE_PURE_PYTHON=1`` turns it off).
 * The rarer conditions (the phrase opens a clause, it is not inside quotation marks,
   it is not a caveat before an answer) are checked in Python on hits only.
 
@@ -54,12 +57,21 @@ Example::
 from __future__ import annotations
 
 import functools
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeAlias
 
+from llmpulse._config import ENV
 from llmpulse._exceptions import ConfigError
+
+try:
+    from llmpulse._textscan import Heads
+except ImportError:  # not built (no C compiler at install): the regex scans every space
+    Heads = None  # type: ignore[assignment,misc]
+if os.environ.get(ENV.PURE_PYTHON):
+    Heads = None  # type: ignore[assignment,misc]
 
 __all__ = ["CATEGORIES", "DEFAULT_PATTERNS", "HEAD_CHARS", "RefusalDetector", "RefusalMatch"]
 
@@ -350,11 +362,14 @@ def _trie_regex(words: Mapping[str, str]) -> tuple[str, list[str]]:
 class _Compiled(NamedTuple):
     """The built-in set compiled. ``search`` finds any head with one of its tails; group i
     wraps the tails of ``group_heads[i]`` (so ``m.lastindex`` names the head); ``by_head``
-    holds, per head, the full patterns to tell apart on a hit."""
+    holds, per head, the full patterns to tell apart on a hit. ``find_head(scan, pos)``
+    (compiled, or None) gives the first space at or after ``pos`` followed by a head, or -1:
+    every match of ``search`` starts at one."""
 
     search: re.Pattern[str]
     group_heads: tuple[str, ...]
     by_head: dict[str, list[tuple[re.Pattern[str], _Where]]]
+    find_head: Callable[[str, int], int] | None
 
 
 @functools.cache
@@ -375,7 +390,8 @@ def _compiled() -> _Compiled:
     # markdown asterisks in the text it scans, so a head at the start, after a line break
     # or inside **bold** still follows a space.
     search, order = _trie_regex({head: "(" + "|".join(f"(?:{t})" for t in ts) + ")" for head, ts in tails.items()})
-    return _Compiled(re.compile(" " + search), ("", *order), by_head)
+    find_head = None if Heads is None else Heads(order).find
+    return _Compiled(re.compile(" " + search), ("", *order), by_head, find_head)
 
 
 # "I can't access the internet, but based on my training data..." and "I don't have
@@ -572,9 +588,21 @@ def _blank(lowered: str) -> str:
 def _search_builtin(lowered: str, scan: str) -> str | None:
     # Patterns match on `scan` so "I'm\nnot able" still fits the literal "i'm " head; the
     # clause and caveat rules read `lowered`, where line breaks are still visible.
-    search, group_heads, by_head = _compiled()
+    search, group_heads, by_head, find_head = _compiled()
     pos = 0
-    while (hit := search.search(scan, pos)) is not None:
+    while True:
+        if find_head is None:
+            hit = search.search(scan, pos)
+            if hit is None:
+                return None
+        else:
+            pos = find_head(scan, pos)
+            if pos < 0:
+                return None
+            hit = search.match(scan, pos)
+            if hit is None:
+                pos += 1
+                continue
         start = hit.start() + 1  # past the space
         for pattern, where in by_head.get(group_heads[hit.lastindex or 0], ()):
             m = pattern.match(scan, start)
@@ -586,7 +614,6 @@ def _search_builtin(lowered: str, scan: str) -> str | None:
             ):
                 return pattern.pattern
         pos = start
-    return None
 
 
 def _search_custom(combined: re.Pattern[str] | None, parts: Sequence[re.Pattern[str]], window: str) -> str | None:

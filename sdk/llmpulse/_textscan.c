@@ -1,0 +1,205 @@
+/*
+ * llmpulse._textscan: the literal scan in front of the refusal heuristic, in C.
+ *
+ * RefusalDetector's built-in search is one regex, " " + (a trie of ~50 literal heads) +
+ * (their tails), run over the first 400 characters of every reply. Python's re finds each
+ * space quickly but then tries the head alternatives one by one at every space (~3-4 us a
+ * reply here), and almost no reply holds a head at all. This finds the positions where one
+ * could start; _refusal.py runs the regex only there. The contract, checked by
+ * tests/sdk/test_textscan.py against a plain Python loop on generated texts:
+ *
+ *   Heads(heads).find(text, start) -> int
+ *
+ * is the least i >= start with text[i] == " " and text.startswith(head, i + 1) for some head
+ * in heads, or -1. Heads are non-empty ASCII strings (ValueError otherwise); text is any str
+ * (every storage width), start any int (clamped to 0..len(text)).
+ *
+ * Every regex match starts at such a position, so matching at each in turn finds what
+ * re.search finds: the same verdicts, with the regex work done only where a head is.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+struct head {
+    const char *text; /* ASCII, the str's own buffer */
+    Py_ssize_t len;
+};
+
+typedef struct {
+    PyObject_HEAD
+    /* pair[c1][c2 / 8] bit c2 % 8: some head starts with c1 c2 (both ASCII) */
+    uint8_t pair[128][16];
+    uint8_t single[128]; /* a one-character head c1 */
+    /* heads by first character: index into text/len, [first[c], first[c + 1]) */
+    Py_ssize_t first[129];
+    Py_ssize_t count;
+    struct head *heads; /* sorted by first character */
+    PyObject *owner; /* the tuple of heads (keeps their UTF-8 buffers alive) */
+} Heads;
+
+static void Heads_dealloc(Heads *self) {
+    PyMem_Free(self->heads);
+    Py_XDECREF(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int cmp_first(const void *a, const void *b) {
+    const struct head *x = a, *y = b;
+    return (int)(unsigned char)x->text[0] - (int)(unsigned char)y->text[0];
+}
+
+static PyObject *Heads_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *seq;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Heads() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O:Heads", &seq))
+        return NULL;
+    PyObject *tuple = PySequence_Tuple(seq);
+    if (tuple == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    Heads *self = (Heads *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(tuple);
+        return NULL;
+    }
+    self->owner = tuple; /* dealloc releases it from here on */
+    self->count = n;
+    self->heads = PyMem_Calloc(n ? (size_t)n : 1, sizeof(struct head));
+    if (self->heads == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *head = PyTuple_GET_ITEM(tuple, i);
+        if (!PyUnicode_Check(head) || PyUnicode_GET_LENGTH(head) == 0 || !PyUnicode_IS_ASCII(head)) {
+            PyErr_Format(PyExc_ValueError, "Heads: every head must be a non-empty ASCII str, got %R", head);
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->heads[i].text = (const char *)PyUnicode_1BYTE_DATA(head);
+        self->heads[i].len = PyUnicode_GET_LENGTH(head);
+    }
+    qsort(self->heads, (size_t)n, sizeof(struct head), cmp_first);
+    Py_ssize_t at = 0;
+    for (int c = 0; c < 128; c++) {
+        self->first[c] = at;
+        while (at < n && (unsigned char)self->heads[at].text[0] == c)
+            at++;
+    }
+    self->first[128] = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned char *h = (const unsigned char *)self->heads[i].text;
+        if (self->heads[i].len == 1)
+            self->single[h[0]] = 1;
+        else
+            self->pair[h[0]][h[1] >> 3] |= (uint8_t)(1u << (h[1] & 7));
+    }
+    return (PyObject *)self;
+}
+
+/* Does a head start at text[at] (after a space at at - 1)? */
+static inline int head_at(const Heads *self, int kind, const void *data, Py_ssize_t n, Py_ssize_t at) {
+    Py_UCS4 c1 = PyUnicode_READ(kind, data, at);
+    if (c1 >= 128)
+        return 0;
+    if (self->single[c1])
+        return 1;
+    if (at + 1 >= n)
+        return 0;
+    Py_UCS4 c2 = PyUnicode_READ(kind, data, at + 1);
+    if (c2 >= 128 || !(self->pair[c1][c2 >> 3] & (1u << (c2 & 7))))
+        return 0;
+    for (Py_ssize_t h = self->first[c1]; h < self->first[c1 + 1]; h++) {
+        Py_ssize_t len = self->heads[h].len;
+        if (len < 2 || at + len > n)
+            continue;
+        const char *s = self->heads[h].text;
+        Py_ssize_t k = 1;
+        while (k < len && PyUnicode_READ(kind, data, at + k) == (Py_UCS4)(unsigned char)s[k])
+            k++;
+        if (k == len)
+            return 1;
+    }
+    return 0;
+}
+
+static PyObject *Heads_find(Heads *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "find(text, start) takes two arguments");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "find: text must be str, not %.100s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t start = PyNumber_AsSsize_t(args[1], NULL); /* clamps huge ints */
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    if (start < 0)
+        start = 0;
+    if (start > n)
+        start = n; /* also keeps i + 1 below from overflowing */
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const char *p = (const char *)data;
+        Py_ssize_t i = start;
+        while (i + 1 < n) {
+            const char *sp = memchr(p + i, ' ', (size_t)(n - 1 - i));
+            if (sp == NULL)
+                break;
+            i = sp - p;
+            if (head_at(self, kind, data, n, i + 1))
+                return PyLong_FromSsize_t(i);
+            i++;
+        }
+    } else {
+        for (Py_ssize_t i = start; i + 1 < n; i++) {
+            if (PyUnicode_READ(kind, data, i) == ' ' && head_at(self, kind, data, n, i + 1))
+                return PyLong_FromSsize_t(i);
+        }
+    }
+    return PyLong_FromLong(-1);
+}
+
+static PyMethodDef Heads_methods[] = {
+    {"find", (PyCFunction)(void (*)(void))Heads_find, METH_FASTCALL,
+     "find(text, start) -> int: the first i >= start where a space is followed by a head, or -1."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject HeadsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmpulse._textscan.Heads",
+    .tp_basicsize = sizeof(Heads),
+    .tp_dealloc = (destructor)Heads_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Heads(heads): finds a space followed by one of the literal ASCII heads.",
+    .tp_methods = Heads_methods,
+    .tp_new = Heads_new,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_textscan", NULL, -1, NULL, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__textscan(void) {
+    if (PyType_Ready(&HeadsType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&HeadsType);
+    if (PyModule_AddObject(m, "Heads", (PyObject *)&HeadsType) < 0) {
+        Py_DECREF(&HeadsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

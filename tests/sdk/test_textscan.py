@@ -1,0 +1,172 @@
+"""The compiled refusal head scan (``llmpulse._textscan``) against its plain definition, and
+the refusal heuristic's verdicts with it and without it.
+
+The contract (``_textscan.c``): ``Heads(heads).find(text, start)`` is the first ``i >= start``
+where ``text[i]`` is a space followed by one of the heads, or -1. ``_refusal`` runs its regex
+only at those positions, which must give the verdicts the regex alone gives.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_refusal import _load
+
+# _textscan is imported, not skipped when missing: `make test` builds it, and a build that
+# silently failed must fail the suite rather than hide these tests (as in test_otlpenc.py).
+from llmpulse import _refusal, _textscan
+from llmpulse._refusal import RefusalDetector, RefusalMatch
+
+# derandomized: the same examples every run, so the suite's time does not depend on the seed
+SETTINGS = settings(
+    max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+)
+
+BUILT_IN_HEADS = _refusal._compiled().group_heads[1:]
+
+
+def reference_find(heads: Sequence[str], text: str, start: int) -> int:
+    """The contract, spelled out."""
+    for i in range(max(start, 0), len(text)):
+        if text[i] == " " and any(text.startswith(head, i + 1) for head in heads):
+            return i
+    return -1
+
+
+# --- the scan against its definition ---------------------------------------------------------
+
+# A small alphabet, so heads occur often, partly and at the very end; the other characters
+# take the text through every storage width (1, 2 and 4 bytes a character).
+ALPHABET = ["a", "b", "i", "'", " ", "-", "\n", "é", "ÿ", "’", "İ", "\u0800", "😀", "\x00"]
+heads_st = st.lists(st.text(alphabet="abi' -\x00", min_size=1, max_size=5), max_size=8)
+texts_st = st.lists(st.sampled_from(ALPHABET), max_size=60).map("".join)
+starts_st = st.integers(-3, 70) | st.sampled_from([-(2**70), 2**70])
+
+
+@SETTINGS
+@given(heads=heads_st, text=texts_st, start=starts_st)
+def test_find_is_the_first_space_followed_by_a_head(heads: list[str], text: str, start: int) -> None:
+    assert _textscan.Heads(heads).find(text, start) == reference_find(heads, text, start)
+
+
+@SETTINGS
+@given(text=st.lists(st.sampled_from([*BUILT_IN_HEADS, *ALPHABET, "i", "i'", " my", "can"]), max_size=30).map("".join))
+def test_find_with_the_built_in_heads(text: str) -> None:
+    scan = _textscan.Heads(BUILT_IN_HEADS)
+    pos, want = 0, []
+    while (pos := reference_find(BUILT_IN_HEADS, text, pos)) >= 0:
+        want.append(pos)
+        pos += 1
+    got = []
+    pos = 0
+    while (pos := scan.find(text, pos)) >= 0:
+        got.append(pos)
+        pos += 1
+    assert got == want
+
+
+@pytest.mark.parametrize(
+    ("heads", "text", "start", "found"),
+    [
+        (["can"], " can", 0, 0),  # a head ending the text
+        (["can"], " ca", 0, -1),  # cut short by the end
+        (["can"], "can", 0, -1),  # no space before it
+        (["can"], "x can", 2, -1),  # start is past the space
+        (["can"], "x can", 1, 1),
+        (["a"], "b  a", 0, 2),  # one-character head
+        (["ab", "ac", "b"], " ad  b", 0, 4),
+        (["ab"], " áb ab", 0, 3),  # non-ASCII next to a head
+        (["i"], " İ", 0, -1),  # no case folding: the caller lowercases
+        ([], " anything", 0, -1),
+        (["x"], "", 0, -1),
+        (["x"], " x", 5, -1),
+    ],
+)
+def test_find_cases(heads: list[str], text: str, start: int, found: int) -> None:
+    assert _textscan.Heads(heads).find(text, start) == found
+
+
+@pytest.mark.parametrize("heads", [[""], ["é"], ["ok", 3], [b"ab"]])
+def test_heads_must_be_non_empty_ascii_strings(heads: list[object]) -> None:
+    with pytest.raises(ValueError, match="non-empty ASCII str"):
+        _textscan.Heads(heads)  # type: ignore[arg-type]
+
+
+def test_find_rejects_what_is_not_a_str() -> None:
+    scan = _textscan.Heads(["a"])
+    with pytest.raises(TypeError, match="must be str"):
+        scan.find(b" a", 0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="two arguments"):
+        scan.find(" a")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        scan.find(" a", "0")  # type: ignore[arg-type]
+
+
+def test_heads_keep_their_strings_alive() -> None:
+    heads = ["".join(("ca", "n"))]  # built at run time: not interned or shared
+    scan = _textscan.Heads(heads)
+    heads.clear()
+    assert scan.find("x can", 0) == 1
+
+
+# --- the refusal verdicts with and without it ------------------------------------------------
+
+
+@pytest.fixture
+def both_paths(monkeypatch: pytest.MonkeyPatch) -> tuple[RefusalDetector, pytest.MonkeyPatch]:
+    compiled = _refusal._compiled()
+    assert compiled.find_head is not None, "the built-in set must use the compiled scan here"
+    return RefusalDetector(), monkeypatch
+
+
+def verdicts(detector: RefusalDetector, monkeypatch: pytest.MonkeyPatch, text: str) -> list[RefusalMatch | None]:
+    """detect(text) with the compiled scan, then with the regex alone."""
+    out = [detector.detect(text)]
+    plain = _refusal._compiled()._replace(find_head=None)
+    with monkeypatch.context() as m:
+        m.setattr(_refusal, "_compiled", lambda: plain)
+        out.append(detector.detect(text))
+    return out
+
+
+def test_same_verdicts_on_the_labelled_dataset(both_paths: tuple[RefusalDetector, pytest.MonkeyPatch]) -> None:
+    detector, monkeypatch = both_paths
+    flagged = 0
+    for row in _load():
+        fast, plain = verdicts(detector, monkeypatch, str(row["text"]))
+        assert fast == plain, row["text"]
+        flagged += fast is not None
+    assert flagged >= 100  # the dataset's refusals are found (not a vacuous equality of Nones)
+
+
+# Words that make heads, their tails, look-alikes and the characters the scan blanks.
+WORDS = [*BUILT_IN_HEADS, "I", "I’m", "can’t", "cannot", "not", "help", "assist", "with", "that", "sorry,", "but"]
+WORDS += ["here's", "wait", "As", "AI", "able", "to", "provide", "\n", "**", "\t", '"', "é", "😀", ".", "unable"]
+
+
+@SETTINGS
+@given(words=st.lists(st.sampled_from(WORDS), max_size=25), seps=st.lists(st.sampled_from([" ", "", "  ", "\n"])))
+def test_same_verdicts_on_generated_replies(
+    both_paths: tuple[RefusalDetector, pytest.MonkeyPatch], words: list[str], seps: list[str]
+) -> None:
+    detector, monkeypatch = both_paths
+    text = "".join(w + (seps[i % len(seps)] if seps else " ") for i, w in enumerate(words))
+    fast, plain = verdicts(detector, monkeypatch, text)
+    assert fast == plain
+
+
+@pytest.mark.parametrize(("env", "on"), [({"LLMPULSE_PURE_PYTHON": "1"}, False), ({}, True)])
+def test_llmpulse_pure_python_turns_the_compiled_scan_off(env: dict[str, str], on: bool) -> None:
+    """What the README promises for LLMPULSE_PURE_PYTHON=1, in a fresh interpreter (read at import)."""
+    probe = "from llmpulse import _refusal; print(_refusal._compiled().find_head is not None)"
+    base = {k: v for k, v in os.environ.items() if k != "LLMPULSE_PURE_PYTHON"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env={**base, **env}, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == [str(on)]
