@@ -118,7 +118,7 @@ class Finisher:
         self.refusals = refusals
         self.prices = prices
         self._clean_cache: dict[str, str] = {}
-        self._json_cache: dict[str, bytes] = {}
+        self._json_cache: dict[str, str] = {}
         self._passes: dict[Check, tuple[object, SharedAttributes]] = {}
 
     # -- sampling -----------------------------------------------------------------------
@@ -316,18 +316,19 @@ class Finisher:
     def _capture_input(self, attrs: dict[str, AttrValue], call: LLMCall) -> None:
         pairs = _messages.simple_chat(call.args, call.kwargs)
         if pairs is not None:
-            # The common shape, written straight to JSON: the same bytes as below, in one
-            # join (each `+` would copy the 2 KB system prompt again).
+            # The common shape, written straight to JSON: the same text as below, in one
+            # join of str pieces (each `+` would copy the 2 KB system prompt again, and a
+            # bytes join would need a decode pass more).
             if pairs:
                 text_json = self._text_json
-                out = [b"["]
+                out = ["["]
                 add = out.append
                 for role, text in pairs:
                     add(_message_head(role))
                     add(text_json(text))
-                    add(b"}]},")
-                out[-1] = b"}]}]"
-                attrs["gen_ai.input.messages"] = b"".join(out).decode()
+                    add("}]},")
+                out[-1] = "}]}]"
+                attrs["gen_ai.input.messages"] = "".join(out)
             return
         messages = _messages.input_messages(call.args, call.kwargs)
         if messages:
@@ -342,25 +343,25 @@ class Finisher:
             reason = ex.finish_reasons[0] if ex.finish_reasons else "stop"
             tail = _OUTPUT_TAILS.get(reason)
             if tail is None:
-                tail = b'}],"finish_reason":' + _dumps(reason) + b"}]"
+                tail = '}],"finish_reason":' + _dumps(reason).decode() + "}]"
                 if len(_OUTPUT_TAILS) < 64:  # finish reasons are few; odd ones are not kept
                     _OUTPUT_TAILS[reason] = tail
-            return b"".join((_OUTPUT_HEAD, self._text_json(text), tail)).decode()
+            return "".join((_OUTPUT_HEAD, self._text_json(text), tail))
         out = _messages.output_messages(ex)
         if not out:
             return None
         self._clean_messages(out)
         return _dumps(out).decode()
 
-    def _text_json(self, text: str) -> bytes:
+    def _text_json(self, text: str) -> str:
         """``text`` truncated, redacted and JSON-encoded; long repeated texts (system
         prompts) are cached."""
         if len(text) < _CACHE_MIN_CHARS:
-            return _dumps(self._clean(text))
+            return _dumps(self._clean(text)).decode()
         cache = self._json_cache
         hit = cache.get(text)
         if hit is None:
-            hit = _dumps(self._clean(text))
+            hit = _dumps(self._clean(text)).decode()
             if len(cache) >= _CACHE_MAX_ENTRIES:
                 cache.clear()
             cache[text] = hit
@@ -430,9 +431,9 @@ def _event_attributes(outcome: Outcome) -> SharedAttributes:
     return ev
 
 
-_OUTPUT_HEAD = b'[{"role":"assistant","parts":[{"type":"text","content":'
-_OUTPUT_TAILS: dict[str, bytes] = {}
-_MESSAGE_HEADS: dict[str, bytes] = {}
+_OUTPUT_HEAD = '[{"role":"assistant","parts":[{"type":"text","content":'
+_OUTPUT_TAILS: dict[str, str] = {}
+_MESSAGE_HEADS: dict[str, str] = {}
 
 
 def _dumps(value: Any) -> bytes:
@@ -445,11 +446,11 @@ def _dumps(value: Any) -> bytes:
         return orjson.dumps(_scrub(value), default=str)
 
 
-def _message_head(role: str) -> bytes:
+def _message_head(role: str) -> str:
     """``{"role":<role>,"parts":[{"type":"text","content":`` for one input message."""
     head = _MESSAGE_HEADS.get(role)
     if head is None:
-        head = b'{"role":' + _dumps(role) + b',"parts":[{"type":"text","content":'
+        head = '{"role":' + _dumps(role).decode() + ',"parts":[{"type":"text","content":'
         if len(_MESSAGE_HEADS) < 64:  # roles are few; odd ones are not kept
             _MESSAGE_HEADS[role] = head
     return head
