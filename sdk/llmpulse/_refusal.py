@@ -59,6 +59,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeAlias
@@ -372,10 +373,21 @@ class _Compiled(NamedTuple):
     find_head: Callable[[str, int], int] | None
 
 
+_COMPILE_LOCK = threading.Lock()
+
+
 @functools.cache
 def _compiled() -> _Compiled:
     """Compiled on first use, on the exporter's thread: the combined search is a ~40 KB
-    regex and compiling the set costs ~100 ms, which ``import llmpulse`` must not pay."""
+    regex and compiling the set costs ~100 ms, which ``import llmpulse`` must not pay.
+    ``init`` starts that on a warm-up thread; the lock keeps a first span processed
+    meanwhile from compiling it a second time (functools.cache does not)."""
+    with _COMPILE_LOCK:
+        return _build()
+
+
+@functools.cache
+def _build() -> _Compiled:
     tails: dict[str, list[str]] = {}
     by_head: dict[str, list[tuple[re.Pattern[str], _Where]]] = {}
     for heads, tail, where in _SPECS:
