@@ -30,7 +30,9 @@ token characters), a card or a phone number (a few digits close together) can be
 present at all. Each prefilter accepts a superset of what its patterns match, so it
 changes the speed, never the result (``_redact_unfiltered`` is the reference the tests
 compare with). For ASCII text the patterns then run only where the shapes point.
-``bench/redact_bench.py`` measures it.
+Where the C extension ``_textscan`` is built, the same conditions are read from the text's
+characters in one pass first, without building the shapes (``LLMPULSE_PURE_PYTHON=1`` turns
+it off). ``bench/redact_bench.py`` measures it.
 
 Redacting twice gives the same text as redacting once: no placeholder matches a pattern,
 and nothing starts right after one.
@@ -39,11 +41,20 @@ and nothing starts right after one.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import string
 from collections.abc import Callable, Iterable
 
+from llmpulse._config import ENV
 from llmpulse._exceptions import ConfigError
+
+try:
+    from llmpulse._textscan import might_mask as _might_mask
+except ImportError:  # not built (no C compiler at install): the shapes below decide
+    _might_mask = None  # type: ignore[assignment]
+if os.environ.get(ENV.PURE_PYTHON):
+    _might_mask = None  # type: ignore[assignment]
 
 __all__ = ["Redactor", "default_redact", "resolve_redactor"]
 
@@ -342,6 +353,8 @@ def default_redact(text: str) -> str:
         >>> default_redact("mail bob@example.com or call +1-202-555-0143")
         'mail [REDACTED_EMAIL] or call [REDACTED_PHONE]'
     """
+    if _might_mask is not None and not _might_mask(text):
+        return text  # what the prefilters below decide, read in one pass in C
     original = text
     data = text.encode("utf-8", "surrogatepass")
     # The shapes describe the original text. Masking a key or an email only removes

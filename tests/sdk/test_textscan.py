@@ -1,9 +1,11 @@
-"""The compiled refusal head scan (``llmpulse._textscan``) against its plain definition, and
-the refusal heuristic's verdicts with it and without it.
+"""The compiled text scans (``llmpulse._textscan``) against their plain definitions, and the
+refusal verdicts and redactions with them and without them.
 
-The contract (``_textscan.c``): ``Heads(heads).find(text, start)`` is the first ``i >= start``
-where ``text[i]`` is a space followed by one of the heads, or -1. ``_refusal`` runs its regex
+The contracts (``_textscan.c``): ``Heads(heads).find(text, start)`` is the first ``i >= start``
+where ``text[i]`` is a space followed by one of the heads, or -1; ``_refusal`` runs its regex
 only at those positions, which must give the verdicts the regex alone gives.
+``might_mask(text)`` is whether any of ``default_redact``'s prefilters lets a pattern run;
+when it is False, the text has nothing to mask.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from test_refusal import _load
 
 # _textscan is imported, not skipped when missing: `make test` builds it, and a build that
 # silently failed must fail the suite rather than hide these tests (as in test_otlpenc.py).
-from llmpulse import _refusal, _textscan
+from llmpulse import _redact, _refusal, _textscan
+from llmpulse._redact import _redact_unfiltered
 from llmpulse._refusal import RefusalDetector, RefusalMatch
 
 # derandomized: the same examples every run, so the suite's time does not depend on the seed
@@ -161,12 +164,85 @@ def test_same_verdicts_on_generated_replies(
     assert fast == plain
 
 
+# --- the redaction prefilter ------------------------------------------------------------------
+
+
+def reference_might_mask(text: str) -> bool:
+    """default_redact's prefilters, as _redact.py spells them with its shapes."""
+    data = text.encode("utf-8", "surrogatepass")
+    numbers = data.translate(_redact._NUMBER_SHAPE)
+    has_digit = b"0" in numbers
+    return (
+        _redact._LONG_TOKEN_RUN in data.translate(_redact._TOKEN_SHAPE)
+        or "@" in text
+        or (has_digit and ("earer" in text or "EARER" in text))
+        or (has_digit and (_redact._NUMBER_HINT.search(numbers) is not None or _redact._PLUS_HINT in numbers))
+    )
+
+
+# Every boundary of the conditions: token runs of 14/15 around non-token and non-ASCII
+# characters, each separator class of the number shape, both spellings of "earer" and
+# near misses, and characters of every storage width (lone surrogates included).
+MASK_PIECES = [
+    *"0123456789 -+.()/,_@aZ\n\té€😀", "\ud800", "\udfff", "earer", "EARER", "eArer", "earE", "Bearer ",
+    "abcdefghijklmn", "ABCDEFGHIJKLMNO", "1234", "12", "0 000", "00-00 00", "000000000000", "+4", "(0)",
+    "4111 1111 1111 1111", "202-555-0143", "bob@example.com", "sk-abc123", "é1234", "😀0",
+]  # fmt: skip
+mask_texts = st.lists(st.sampled_from(MASK_PIECES), max_size=25).map("".join)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
+@given(st.one_of(mask_texts, st.text(max_size=120)))
+def test_might_mask_is_the_prefilters_of_default_redact(text: str) -> None:
+    might = _textscan.might_mask(text)
+    assert might == reference_might_mask(text)
+    if not might:
+        assert _redact_unfiltered(text) == text  # nothing to mask: skipping the patterns is exact
+
+
+@pytest.mark.parametrize(
+    ("text", "might"),
+    [
+        ("", False),
+        ("plain words, nothing else", False),
+        ("a" * 14, False),  # one short of a key's run
+        ("a" * 15, True),
+        ("a" * 7 + "é" + "a" * 7, False),  # a non-ASCII character breaks the run
+        ("x@y", True),
+        ("Bearer tok", False),  # no digit
+        ("bearer 1", True),
+        ("BEARER 1", True),
+        ("BeArEr 1", False),  # neither spelling the prefilter reads
+        ("order 12345", False),
+        ("call 0 123", True),  # 0[ -]000
+        ("06 12 34", True),  # 00[ -]00[ -]00
+        ("1234567890123", True),  # thirteen digits
+        ("123456789012", False),
+        ("+4", True),
+        ("+ 4", False),
+        ("12é345", False),
+        ("1é 234", False),  # the é breaks "0 000" whatever its UTF-8 length
+    ],
+)
+def test_might_mask_cases(text: str, might: bool) -> None:
+    assert _textscan.might_mask(text) is might
+    assert reference_might_mask(text) is might
+
+
+def test_might_mask_rejects_what_is_not_a_str() -> None:
+    with pytest.raises(TypeError, match="must be str"):
+        _textscan.might_mask(b"x@y")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("env", "on"), [({"LLMPULSE_PURE_PYTHON": "1"}, False), ({}, True)])
-def test_llmpulse_pure_python_turns_the_compiled_scan_off(env: dict[str, str], on: bool) -> None:
+def test_llmpulse_pure_python_turns_the_compiled_scans_off(env: dict[str, str], on: bool) -> None:
     """What the README promises for LLMPULSE_PURE_PYTHON=1, in a fresh interpreter (read at import)."""
-    probe = "from llmpulse import _refusal; print(_refusal._compiled().find_head is not None)"
+    probe = (
+        "from llmpulse import _redact, _refusal; "
+        "print(_refusal._compiled().find_head is not None, _redact._might_mask is not None)"
+    )
     base = {k: v for k, v in os.environ.items() if k != "LLMPULSE_PURE_PYTHON"}
     done = subprocess.run(
         [sys.executable, "-c", probe], env={**base, **env}, capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.split() == [str(on)]
+    assert done.stdout.split() == [str(on)] * 2
