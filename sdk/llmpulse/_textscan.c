@@ -18,6 +18,12 @@
  * Every regex match starts at such a position, so matching at each in turn finds what
  * re.search finds: the same verdicts, with the regex work done only where a head is.
  *
+ *   Heads(heads).find_in_reply(text, limit) -> int
+ *
+ * is find(scan, 0) for the string RefusalDetector.detect scans, _blank(" " +
+ * text[:limit].replace("’", "'").lower()), read from text without building it (-1: no head,
+ * so no built-in pattern can match), or -2 where only Python's str.lower can build it.
+ *
  * 2. Redaction prefilters. default_redact (_redact.py) looks at two "shapes" of the text's
  * UTF-8 bytes before running any pattern: a key needs a run of 15 token characters
  * [A-Za-z0-9_-]; an email an "@"; a Bearer token a digit and "earer" or "EARER"; a card or a
@@ -37,6 +43,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 struct head {
     const char *text; /* ASCII, the str's own buffer */
@@ -118,8 +127,8 @@ static PyObject *Heads_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return (PyObject *)self;
 }
 
-/* Does a head start at text[at] (after a space at at - 1)? */
-static inline int head_at(const Heads *self, int kind, const void *data, Py_ssize_t n, Py_ssize_t at) {
+/* Does a head start at text[at] (after a space at at - 1)? Any storage width. */
+static int head_at(const Heads *self, int kind, const void *data, Py_ssize_t n, Py_ssize_t at) {
     Py_UCS4 c1 = PyUnicode_READ(kind, data, at);
     if (c1 >= 128)
         return 0;
@@ -144,6 +153,50 @@ static inline int head_at(const Heads *self, int kind, const void *data, Py_ssiz
     return 0;
 }
 
+/* head_at for one byte a character. */
+static inline int head_at_byte(const Heads *self, const unsigned char *p, Py_ssize_t n, Py_ssize_t at) {
+    unsigned c1 = p[at];
+    if (c1 >= 128)
+        return 0;
+    if (self->single[c1])
+        return 1;
+    if (at + 1 >= n)
+        return 0;
+    unsigned c2 = p[at + 1];
+    if (c2 >= 128 || !(self->pair[c1][c2 >> 3] & (1u << (c2 & 7))))
+        return 0;
+    for (Py_ssize_t h = self->first[c1]; h < self->first[c1 + 1]; h++) {
+        Py_ssize_t len = self->heads[h].len;
+        if (len >= 2 && at + len <= n && memcmp(p + at + 1, self->heads[h].text + 1, (size_t)len - 1) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The first i >= start with p[i] == ' ' and a head at i + 1, or -1 (one byte a character).
+   Spaces are found 16 bytes at a time: a branch per space, not per byte. */
+static Py_ssize_t first_head_bytes(const Heads *self, const unsigned char *p, Py_ssize_t n, Py_ssize_t start) {
+    Py_ssize_t i = start;
+    Py_ssize_t last = n - 1; /* a space at n - 1 has no head after it */
+#if defined(__SSE2__)
+    const __m128i space = _mm_set1_epi8(' ');
+    for (; i + 16 <= last; i += 16) {
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + i)), space));
+        while (mask) {
+            Py_ssize_t at = i + __builtin_ctz(mask);
+            if (head_at_byte(self, p, n, at + 1))
+                return at;
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; i < last; i++) {
+        if (p[i] == ' ' && head_at_byte(self, p, n, i + 1))
+            return i;
+    }
+    return -1;
+}
+
 static PyObject *Heads_find(Heads *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "find(text, start) takes two arguments");
@@ -166,30 +219,86 @@ static PyObject *Heads_find(Heads *self, PyObject *const *args, Py_ssize_t nargs
         start = 0;
     if (start > n)
         start = n; /* also keeps i + 1 below from overflowing */
-    if (kind == PyUnicode_1BYTE_KIND) {
-        const char *p = (const char *)data;
-        Py_ssize_t i = start;
-        while (i + 1 < n) {
-            const char *sp = memchr(p + i, ' ', (size_t)(n - 1 - i));
-            if (sp == NULL)
-                break;
-            i = sp - p;
-            if (head_at(self, kind, data, n, i + 1))
-                return PyLong_FromSsize_t(i);
-            i++;
-        }
-    } else {
-        for (Py_ssize_t i = start; i + 1 < n; i++) {
-            if (PyUnicode_READ(kind, data, i) == ' ' && head_at(self, kind, data, n, i + 1))
-                return PyLong_FromSsize_t(i);
-        }
+    if (kind == PyUnicode_1BYTE_KIND)
+        return PyLong_FromSsize_t(first_head_bytes(self, (const unsigned char *)data, n, start));
+    for (Py_ssize_t i = start; i + 1 < n; i++) {
+        if (PyUnicode_READ(kind, data, i) == ' ' && head_at(self, kind, data, n, i + 1))
+            return PyLong_FromSsize_t(i);
     }
     return PyLong_FromLong(-1);
+}
+
+/* What detect's scan makes of a character below 256: ASCII lowercased, \n \t \r and * as
+   spaces, the rest (non-ASCII, never in a head) as 0x80. Filled at import. */
+static unsigned char reply_map[256];
+
+/* find(" " + text[:limit].replace("’", "'").lower() with \n \t \r * as spaces, 0) without
+   building that string in Python: each character maps to one (str.lower is one to one except
+   for U+0130, whose lowercase is two characters: -2 then, for the caller to build the
+   string). A non-ASCII character maps to a non-ASCII one (0x80 here, never in a head) except
+   U+2019 (the curly apostrophe, folded to ') and U+212A, the Kelvin sign, whose lowercase is
+   "k". */
+static PyObject *Heads_find_in_reply(Heads *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "find_in_reply(text, limit) takes two arguments");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "find_in_reply: text must be str, not %.100s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t limit = PyNumber_AsSsize_t(args[1], NULL);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (limit < 0)
+        limit = 0;
+    if (n > limit)
+        n = limit;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    unsigned char stack[1024];
+    unsigned char *scan = n + 1 <= (Py_ssize_t)sizeof(stack) ? stack : PyMem_Malloc((size_t)n + 1);
+    if (scan == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t found;
+    scan[0] = ' ';
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const unsigned char *p = data;
+        for (Py_ssize_t j = 0; j < n; j++)
+            scan[j + 1] = reply_map[p[j]];
+    } else {
+        for (Py_ssize_t j = 0; j < n; j++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, j);
+            if (c < 256)
+                scan[j + 1] = reply_map[c];
+            else if (c == 0x2019)
+                scan[j + 1] = '\'';
+            else if (c == 0x212A)
+                scan[j + 1] = 'k';
+            else if (c == 0x130) {
+                found = -2;
+                goto done;
+            } else
+                scan[j + 1] = 0x80;
+        }
+    }
+    found = first_head_bytes(self, scan, n + 1, 0);
+done:
+    if (scan != stack)
+        PyMem_Free(scan);
+    return PyLong_FromSsize_t(found);
 }
 
 static PyMethodDef Heads_methods[] = {
     {"find", (PyCFunction)(void (*)(void))Heads_find, METH_FASTCALL,
      "find(text, start) -> int: the first i >= start where a space is followed by a head, or -1."},
+    {"find_in_reply", (PyCFunction)(void (*)(void))Heads_find_in_reply, METH_FASTCALL,
+     "find_in_reply(text, limit) -> int: find() on the refusal scan of text[:limit], or -2 when\n"
+     "only Python's str.lower can build that scan."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -293,6 +402,10 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_textscan", NULL, -1, module_methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__textscan(void) {
+    for (int c = 0; c < 256; c++) {
+        unsigned char m = c >= 128 ? 0x80 : (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : (unsigned char)c;
+        reply_map[c] = (m == '\n' || m == '\t' || m == '\r' || m == '*') ? ' ' : m;
+    }
     if (PyType_Ready(&HeadsType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);

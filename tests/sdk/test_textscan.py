@@ -74,6 +74,58 @@ def test_find_with_the_built_in_heads(text: str) -> None:
     assert got == want
 
 
+def reference_find_in_reply(heads: Sequence[str], text: str, limit: int) -> int:
+    """find_in_reply's contract: find on the string detect() scans (-2 where a character's
+    lowercase is longer than it)."""
+    window = text[: max(limit, 0)]
+    if "\u0130" in window:
+        return -2
+    return reference_find(heads, _refusal._blank(" " + window.replace("’", "'").lower()), 0)
+
+
+# Every character the scan maps specially: both cases, the blanked ones, the curly apostrophe,
+# the Kelvin sign (lowercase "k") and U+0130 (a lowercase two characters long).
+REPLY_PIECES = [*BUILT_IN_HEADS, "I", "I’M ", "CAN", "\u212a", "\u0130", "*", "\n", "\t", "\r", " ", "é", "😀", "Σ"]
+
+
+@SETTINGS
+@given(
+    text=st.lists(st.sampled_from(REPLY_PIECES), max_size=40).map("".join) | st.text(max_size=80),
+    limit=st.integers(-2, 120) | st.sampled_from([_refusal.HEAD_CHARS, 2**70]),
+)
+def test_find_in_reply_is_find_on_the_scan_detect_builds(text: str, limit: int) -> None:
+    assert _textscan.Heads(BUILT_IN_HEADS).find_in_reply(text, limit) == reference_find_in_reply(
+        BUILT_IN_HEADS, text, limit
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Sure, here it is.", -1),
+        ("I can't help", 0),  # the leading space detect adds
+        ("Well, I CAN'T", 6),  # lowercased
+        ("**I can't** help", 2),  # asterisks read as spaces
+        ("ok\nI can't", 3),
+        ("I’m not able to", 0),  # the curly apostrophe folded
+        ("I lac\u212a the tools", 0),  # the Kelvin sign's lowercase is "k": "i lack "
+        ("\u0130 can", -2),  # its lowercase is two characters: Python builds the scan
+        ("x" * 10 + " I can", -1),  # past the limit below
+    ],
+)
+def test_find_in_reply_cases(text: str, found: int) -> None:
+    scan = _textscan.Heads(BUILT_IN_HEADS)
+    assert scan.find_in_reply(text, 12) == reference_find_in_reply(BUILT_IN_HEADS, text, 12) == found
+
+
+def test_find_in_reply_on_long_replies() -> None:
+    """Past the stack buffer: a scan longer than 1,024 characters."""
+    scan = _textscan.Heads(BUILT_IN_HEADS)
+    long = "x" * 3000 + " I can't help"
+    assert scan.find_in_reply(long, 5000) == reference_find_in_reply(BUILT_IN_HEADS, long, 5000) == 3001
+    assert scan.find_in_reply(long, 2000) == -1
+
+
 @pytest.mark.parametrize(
     ("heads", "text", "start", "found"),
     [
@@ -131,7 +183,7 @@ def both_paths(monkeypatch: pytest.MonkeyPatch) -> tuple[RefusalDetector, pytest
 def verdicts(detector: RefusalDetector, monkeypatch: pytest.MonkeyPatch, text: str) -> list[RefusalMatch | None]:
     """detect(text) with the compiled scan, then with the regex alone."""
     out = [detector.detect(text)]
-    plain = _refusal._compiled()._replace(find_head=None)
+    plain = _refusal._compiled()._replace(find_head=None, find_in_reply=None)
     with monkeypatch.context() as m:
         m.setattr(_refusal, "_compiled", lambda: plain)
         out.append(detector.detect(text))
