@@ -20,7 +20,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall whenever the packaging or a C accelerator changes (pip builds them in place).
-$(STAMP): pyproject.toml setup.py collector/llmpulse_collector/_otlpscan.c sdk/llmpulse/_otlpenc.c sdk/llmpulse/_textscan.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py collector/llmpulse_collector/_otlpscan.c sdk/llmpulse/_otlpenc.c sdk/llmpulse/_speedups.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[collector,dev]'
 	touch $(STAMP)
 

@@ -1,7 +1,7 @@
 """Builds the optional C accelerators; everything else is in pyproject.toml.
 
 ``llmpulse_collector._otlpscan`` decodes OTLP protobuf bodies in the collector, and
-``llmpulse._otlpenc`` encodes them in the SDK's exporter, and ``llmpulse._textscan`` finds
+``llmpulse._otlpenc`` encodes them in the SDK's exporter, and ``llmpulse._speedups`` finds
 where the refusal heuristic's regex can match (see their sources). All are
 optional: where they cannot be compiled (no C compiler, a big-endian host) the install still
 succeeds and the package uses its pure-Python code, which gives the same results.
@@ -26,8 +26,8 @@ setup(
             optional=True,
         ),
         Extension(
-            "llmpulse._textscan",
-            sources=["sdk/llmpulse/_textscan.c"],
+            "llmpulse._speedups",
+            sources=["sdk/llmpulse/_speedups.c"],
             extra_compile_args=_FLAGS,
             optional=True,
         ),

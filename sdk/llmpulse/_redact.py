@@ -30,7 +30,7 @@ token characters), a card or a phone number (a few digits close together) can be
 present at all. Each prefilter accepts a superset of what its patterns match, so it
 changes the speed, never the result (``_redact_unfiltered`` is the reference the tests
 compare with). For ASCII text the patterns then run only where the shapes point.
-Where the C extension ``_textscan`` is built, the same conditions are read from the text's
+Where the C extension ``_speedups`` is built, the same conditions are read from the text's
 characters in one pass first, without building the shapes (``LLMPULSE_PURE_PYTHON=1`` turns
 it off). ``bench/redact_bench.py`` measures it.
 
@@ -50,7 +50,7 @@ from llmpulse._config import ENV
 from llmpulse._exceptions import ConfigError
 
 try:
-    from llmpulse._textscan import might_mask as _might_mask
+    from llmpulse._speedups import might_mask as _might_mask
 except ImportError:  # not built (no C compiler at install): the shapes below decide
     _might_mask = None  # type: ignore[assignment]
 if os.environ.get(ENV.PURE_PYTHON):

@@ -15,7 +15,7 @@ that runs on every reply without such a signal, so it is built to be cheap:
   head. ``re`` jumps from space to space in C and gives up within a letter or two
   almost everywhere, which keeps an ordinary reply at a few microseconds; the same
   patterns joined into one ``re.IGNORECASE`` alternation cost over 100 µs. Where the C
-  extension ``_textscan`` is built, it finds the spaces followed by a head first (a
+  extension ``_speedups`` is built, it finds the spaces followed by a head first (a
   fraction of a microsecond) and the regex runs only there: most replies hold no head,
   and the verdicts are the same (``LLMPULSE_PURE_PYTHON=1`` turns it off).
 * The rarer conditions (the phrase opens a clause, it is not inside quotation marks,
@@ -68,7 +68,7 @@ from llmpulse._config import ENV
 from llmpulse._exceptions import ConfigError
 
 try:
-    from llmpulse._textscan import Heads
+    from llmpulse._speedups import Heads
 except ImportError:  # not built (no C compiler at install): the regex scans every space
     Heads = None  # type: ignore[assignment,misc]
 if os.environ.get(ENV.PURE_PYTHON):

@@ -1,4 +1,4 @@
-"""Types of the compiled scans in front of the refusal and redaction regexes (``_textscan.c``;
+"""Types of the compiled scans in front of the refusal and redaction regexes (``_speedups.c``;
 contracts in its comments)."""
 
 from collections.abc import Iterable

@@ -1,7 +1,7 @@
-"""The compiled text scans (``llmpulse._textscan``) against their plain definitions, and the
+"""The compiled text scans (``llmpulse._speedups``) against their plain definitions, and the
 refusal verdicts and redactions with them and without them.
 
-The contracts (``_textscan.c``): ``Heads(heads).find(text, start)`` is the first ``i >= start``
+The contracts (``_speedups.c``): ``Heads(heads).find(text, start)`` is the first ``i >= start``
 where ``text[i]`` is a space followed by one of the heads, or -1; ``_refusal`` runs its regex
 only at those positions, which must give the verdicts the regex alone gives.
 ``might_mask(text)`` is whether any of ``default_redact``'s prefilters lets a pattern run;
@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_refusal import _load
 
-# _textscan is imported, not skipped when missing: `make test` builds it, and a build that
+# _speedups is imported, not skipped when missing: `make test` builds it, and a build that
 # silently failed must fail the suite rather than hide these tests (as in test_otlpenc.py).
-from llmpulse import _redact, _refusal, _textscan
+from llmpulse import _redact, _refusal, _speedups
 from llmpulse._redact import _redact_unfiltered
 from llmpulse._refusal import RefusalDetector, RefusalMatch
 
@@ -55,13 +55,13 @@ starts_st = st.integers(-3, 70) | st.sampled_from([-(2**70), 2**70])
 @SETTINGS
 @given(heads=heads_st, text=texts_st, start=starts_st)
 def test_find_is_the_first_space_followed_by_a_head(heads: list[str], text: str, start: int) -> None:
-    assert _textscan.Heads(heads).find(text, start) == reference_find(heads, text, start)
+    assert _speedups.Heads(heads).find(text, start) == reference_find(heads, text, start)
 
 
 @SETTINGS
 @given(text=st.lists(st.sampled_from([*BUILT_IN_HEADS, *ALPHABET, "i", "i'", " my", "can"]), max_size=30).map("".join))
 def test_find_with_the_built_in_heads(text: str) -> None:
-    scan = _textscan.Heads(BUILT_IN_HEADS)
+    scan = _speedups.Heads(BUILT_IN_HEADS)
     pos, want = 0, []
     while (pos := reference_find(BUILT_IN_HEADS, text, pos)) >= 0:
         want.append(pos)
@@ -94,7 +94,7 @@ REPLY_PIECES = [*BUILT_IN_HEADS, "I", "I’M ", "CAN", "\u212a", "\u0130", "*", 
     limit=st.integers(-2, 120) | st.sampled_from([_refusal.HEAD_CHARS, 2**70]),
 )
 def test_find_in_reply_is_find_on_the_scan_detect_builds(text: str, limit: int) -> None:
-    assert _textscan.Heads(BUILT_IN_HEADS).find_in_reply(text, limit) == reference_find_in_reply(
+    assert _speedups.Heads(BUILT_IN_HEADS).find_in_reply(text, limit) == reference_find_in_reply(
         BUILT_IN_HEADS, text, limit
     )
 
@@ -114,13 +114,13 @@ def test_find_in_reply_is_find_on_the_scan_detect_builds(text: str, limit: int) 
     ],
 )
 def test_find_in_reply_cases(text: str, found: int) -> None:
-    scan = _textscan.Heads(BUILT_IN_HEADS)
+    scan = _speedups.Heads(BUILT_IN_HEADS)
     assert scan.find_in_reply(text, 12) == reference_find_in_reply(BUILT_IN_HEADS, text, 12) == found
 
 
 def test_find_in_reply_on_long_replies() -> None:
     """Past the stack buffer: a scan longer than 1,024 characters."""
-    scan = _textscan.Heads(BUILT_IN_HEADS)
+    scan = _speedups.Heads(BUILT_IN_HEADS)
     long = "x" * 3000 + " I can't help"
     assert scan.find_in_reply(long, 5000) == reference_find_in_reply(BUILT_IN_HEADS, long, 5000) == 3001
     assert scan.find_in_reply(long, 2000) == -1
@@ -144,17 +144,17 @@ def test_find_in_reply_on_long_replies() -> None:
     ],
 )
 def test_find_cases(heads: list[str], text: str, start: int, found: int) -> None:
-    assert _textscan.Heads(heads).find(text, start) == found
+    assert _speedups.Heads(heads).find(text, start) == found
 
 
 @pytest.mark.parametrize("heads", [[""], ["é"], ["ok", 3], [b"ab"]])
 def test_heads_must_be_non_empty_ascii_strings(heads: list[object]) -> None:
     with pytest.raises(ValueError, match="non-empty ASCII str"):
-        _textscan.Heads(heads)  # type: ignore[arg-type]
+        _speedups.Heads(heads)  # type: ignore[arg-type]
 
 
 def test_find_rejects_what_is_not_a_str() -> None:
-    scan = _textscan.Heads(["a"])
+    scan = _speedups.Heads(["a"])
     with pytest.raises(TypeError, match="must be str"):
         scan.find(b" a", 0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="two arguments"):
@@ -165,7 +165,7 @@ def test_find_rejects_what_is_not_a_str() -> None:
 
 def test_heads_keep_their_strings_alive() -> None:
     heads = ["".join(("ca", "n"))]  # built at run time: not interned or shared
-    scan = _textscan.Heads(heads)
+    scan = _speedups.Heads(heads)
     heads.clear()
     assert scan.find("x can", 0) == 1
 
@@ -246,7 +246,7 @@ mask_texts = st.lists(st.sampled_from(MASK_PIECES), max_size=25).map("".join)
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 @given(st.one_of(mask_texts, st.text(max_size=120)))
 def test_might_mask_is_the_prefilters_of_default_redact(text: str) -> None:
-    might = _textscan.might_mask(text)
+    might = _speedups.might_mask(text)
     assert might == reference_might_mask(text)
     if not might:
         assert _redact_unfiltered(text) == text  # nothing to mask: skipping the patterns is exact
@@ -277,13 +277,13 @@ def test_might_mask_is_the_prefilters_of_default_redact(text: str) -> None:
     ],
 )
 def test_might_mask_cases(text: str, might: bool) -> None:
-    assert _textscan.might_mask(text) is might
+    assert _speedups.might_mask(text) is might
     assert reference_might_mask(text) is might
 
 
 def test_might_mask_rejects_what_is_not_a_str() -> None:
     with pytest.raises(TypeError, match="must be str"):
-        _textscan.might_mask(b"x@y")  # type: ignore[arg-type]
+        _speedups.might_mask(b"x@y")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("env", "on"), [({"LLMPULSE_PURE_PYTHON": "1"}, False), ({}, True)])

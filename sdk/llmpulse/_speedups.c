@@ -1,5 +1,5 @@
 /*
- * llmpulse._textscan: the literal scans in front of the refusal and redaction regexes, in C.
+ * llmpulse._speedups: the literal scans in front of the refusal and redaction regexes, in C.
  *
  * 1. Refusal heads.
  * RefusalDetector's built-in search is one regex, " " + (a trie of ~50 literal heads) +
@@ -7,7 +7,7 @@
  * space quickly but then tries the head alternatives one by one at every space (~3-4 us a
  * reply here), and almost no reply holds a head at all. This finds the positions where one
  * could start; _refusal.py runs the regex only there. The contract, checked by
- * tests/sdk/test_textscan.py against a plain Python loop on generated texts:
+ * tests/sdk/test_speedups.py against a plain Python loop on generated texts:
  *
  *   Heads(heads).find(text, start) -> int
  *
@@ -36,7 +36,7 @@
  * is whether any of those holds, read from the str's characters in one pass. A non-ASCII
  * character's UTF-8 bytes are all >= 0x80, so they are "other" in both shapes however many
  * there are: none of the conditions counts such bytes, and a run of them breaks a token run
- * or a number hint as one of them does. tests/sdk/test_textscan.py checks it against the
+ * or a number hint as one of them does. tests/sdk/test_speedups.py checks it against the
  * Python spelling of the same conditions on generated texts.
  */
 #define PY_SSIZE_T_CLEAN
@@ -303,7 +303,7 @@ static PyMethodDef Heads_methods[] = {
 };
 
 static PyTypeObject HeadsType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmpulse._textscan.Heads",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmpulse._speedups.Heads",
     .tp_basicsize = sizeof(Heads),
     .tp_dealloc = (destructor)Heads_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -399,9 +399,9 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_textscan", NULL, -1, module_methods, NULL, NULL, NULL, NULL};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, -1, module_methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__textscan(void) {
+PyMODINIT_FUNC PyInit__speedups(void) {
     for (int c = 0; c < 256; c++) {
         unsigned char m = c >= 128 ? 0x80 : (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : (unsigned char)c;
         reply_map[c] = (m == '\n' || m == '\t' || m == '\r' || m == '*') ? ' ' : m;
