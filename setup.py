@@ -1,9 +1,9 @@
 """Builds the optional C accelerators; everything else is in pyproject.toml.
 
-``llmpulse_collector._otlpscan`` decodes OTLP protobuf bodies in the collector, and
-``llmpulse._otlpenc`` encodes them in the SDK's exporter, and ``llmpulse._speedups`` finds
-where the refusal heuristic's regex can match (see their sources). All are
-optional: where they cannot be compiled (no C compiler, a big-endian host) the install still
+``llmpulse_collector._otlpscan`` decodes OTLP protobuf bodies in the collector,
+``llmpulse._otlpenc`` encodes them in the SDK's exporter, and ``llmpulse._speedups`` holds
+fast paths of the exporter's processing (refusal scan, redaction prefilters, reading Chat
+Completions; see their sources). All are optional: where they cannot be compiled (no C compiler, a big-endian host) the install still
 succeeds and the package uses its pure-Python code, which gives the same results.
 """
 

@@ -20,13 +20,22 @@ OpenAI already reports it that way; Anthropic reports ``input_tokens`` without
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
 
+from ._config import ENV
 from ._stats import stats
+
+try:
+    from ._speedups import ChatExtractor
+except ImportError:  # not built (no C compiler at install): every response is read below
+    ChatExtractor = None  # type: ignore[assignment,misc]
+if os.environ.get(ENV.PURE_PYTHON):
+    ChatExtractor = None  # type: ignore[assignment,misc]
 
 __all__ = ["Extracted", "extract_response"]
 
@@ -78,6 +87,12 @@ def _kind_of(cls: type) -> int:
     if len(_KINDS) < 1024:  # classes made on the fly must not grow this forever
         _KINDS[cls] = kind
     return kind
+
+
+# Where the C extension is built it reads the most common response, a plain Chat Completion
+# (no tool calls, no extra fields), with these same rules, and gives up (None) on anything
+# else; its contract is in _speedups.c and tests/sdk/test_speedups.py holds it to this module.
+_read_chat = None if ChatExtractor is None else ChatExtractor(_KINDS, _PYDANTIC, Extracted).extract
 
 
 def _get(obj: object, key: str) -> object:
@@ -267,6 +282,10 @@ def extract_response(obj: object) -> Extracted:
     ...                   "finish_reason": "stop"}]}).output_text
     'hi'
     """
+    if _read_chat is not None:
+        done = _read_chat(obj)
+        if done is not None:
+            return done
     ex = Extracted()
     try:
         if isinstance(obj, str):

@@ -1,5 +1,8 @@
 /*
- * llmpulse._speedups: the literal scans in front of the refusal and redaction regexes, in C.
+ * llmpulse._speedups: fast paths of the SDK exporter's processing, in C. Each has a Python
+ * reference it is tested against (tests/sdk/test_speedups.py) and which runs wherever it is not
+ * built or LLMPULSE_PURE_PYTHON=1: (1) the scan for refusal heads, (2) the redaction
+ * prefilters, (3) reading a plain Chat Completion response.
  *
  * 1. Refusal heads.
  * RefusalDetector's built-in search is one regex, " " + (a trie of ~50 literal heads) +
@@ -41,6 +44,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 #if defined(__SSE2__)
@@ -393,6 +397,307 @@ static PyObject *might_mask(PyObject *mod, PyObject *text) {
     Py_RETURN_FALSE;
 }
 
+/* ---- 3. Chat Completions extraction ------------------------------------------------------
+
+   _extract.extract_response reads a model response by duck typing. For the most common one, an
+   OpenAI Chat Completion (the pydantic ChatCompletion or its model_dump() dict) without tool
+   calls, this reads the same fields in C:
+
+     ChatExtractor(kinds, pydantic_kind, extracted_type).extract(obj) -> Extracted | None
+
+   returns what extract_response(obj) returns, or None to leave obj to it: anything that is not
+   an exact dict or an instance of a class that kinds (_extract._KINDS, read live) maps to
+   pydantic_kind, a pydantic model with extra fields, choices that are not an exact list or
+   tuple, a choice, message, usage or details object of another kind, list content, a legacy
+   "text" choice, tool calls, a function call, a finish reason that is not an exact str, a usage
+   without prompt_tokens and completion_tokens (Anthropic, Responses), and any Python error met
+   on the way (the Python path meets it again and does what it does). tests/sdk/test_speedups.py
+   compares both on generated responses. */
+
+/* Extracted's fields, all plain slots (a dataclass with slots=True): the record is built by
+   writing them at their offsets, as Extracted() and the attribute sets would. */
+enum {
+    X_RESPONSE_MODEL, X_RESPONSE_ID, X_INPUT_TOKENS, X_OUTPUT_TOKENS, X_CACHE_READ_TOKENS, X_CACHE_WRITE_TOKENS,
+    X_REASONING_TOKENS, X_FINISH_REASONS, X_OUTPUT_TEXT, X_TOOL_CALLS, X_REFUSAL, X_REFUSAL_CATEGORY, X_REFUSAL_TEXT,
+    X_COUNT
+};
+static const char *EXTRACTED_FIELDS[X_COUNT] = {
+    "response_model", "response_id", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+    "reasoning_tokens", "finish_reasons", "output_text", "tool_calls", "refusal", "refusal_category", "refusal_text",
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *kinds;           /* dict: class -> kind (shared with _extract) */
+    PyObject *pydantic;        /* the int _extract._PYDANTIC */
+    PyTypeObject *extracted;   /* _extract.Extracted */
+    Py_ssize_t offset[X_COUNT]; /* of each field's slot */
+} ChatExtractor;
+
+/* Interned at import. */
+static PyObject *s_extra, *s_id, *s_model, *s_choices, *s_finish_reason, *s_message, *s_content, *s_refusal,
+    *s_tool_calls, *s_function_call, *s_usage, *s_prompt_tokens, *s_completion_tokens, *s_prompt_details,
+    *s_cached_tokens, *s_cache_write_tokens, *s_completion_details, *s_reasoning_tokens, *s_content_filter, *s_empty;
+
+static void ChatExtractor_dealloc(ChatExtractor *self) {
+    Py_XDECREF(self->kinds);
+    Py_XDECREF(self->pydantic);
+    Py_XDECREF(self->extracted);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *ChatExtractor_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *kinds, *pydantic, *extracted;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "ChatExtractor() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!OO!:ChatExtractor", &PyDict_Type, &kinds, &pydantic, &PyType_Type, &extracted))
+        return NULL;
+    PyTypeObject *xt = (PyTypeObject *)extracted;
+    ChatExtractor *self = (ChatExtractor *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(kinds);
+    Py_INCREF(pydantic);
+    Py_INCREF(extracted);
+    self->kinds = kinds;
+    self->pydantic = pydantic;
+    self->extracted = xt;
+    /* Exactly these fields, each a plain slot, nothing run on construction: else TypeError,
+       and _extract reads every response in Python. */
+    PyObject *slots = PyObject_GetAttrString(extracted, "__slots__");
+    int ok = slots != NULL && PyTuple_Check(slots) && PyTuple_GET_SIZE(slots) == X_COUNT &&
+             xt->tp_new == PyBaseObject_Type.tp_new && xt->tp_setattro == PyObject_GenericSetAttr;
+    Py_XDECREF(slots);
+    PyErr_Clear();
+    for (int i = 0; ok && i < X_COUNT; i++) {
+        PyObject *d = PyObject_GetAttrString(extracted, EXTRACTED_FIELDS[i]);
+        ok = d != NULL && Py_TYPE(d) == &PyMemberDescr_Type &&
+             ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX;
+        if (ok)
+            self->offset[i] = ((PyMemberDescrObject *)d)->d_member->offset;
+        Py_XDECREF(d);
+        PyErr_Clear();
+    }
+    if (!ok) {
+        Py_DECREF(self);
+        PyErr_Format(PyExc_TypeError, "ChatExtractor: %s is not the slotted Extracted record it knows", xt->tp_name);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* The dict _extract._fields(obj) reads obj's fields from, as a new reference, or NULL (no
+   error set) to leave obj to Python: obj is an exact dict, or a model of a class kinds maps to
+   pydantic_kind whose __pydantic_extra__ is None or empty (its fields are then its __dict__). */
+static PyObject *fields_of(ChatExtractor *self, PyObject *obj) {
+    if (PyDict_CheckExact(obj)) {
+        Py_INCREF(obj);
+        return obj;
+    }
+    PyObject *kind = PyDict_GetItemWithError(self->kinds, (PyObject *)Py_TYPE(obj)); /* types hash by id */
+    if (kind == NULL || (kind != self->pydantic && PyObject_RichCompareBool(kind, self->pydantic, Py_EQ) != 1)) {
+        PyErr_Clear(); /* an unseen class (Python classifies it), another kind */
+        return NULL;
+    }
+    PyObject *extra = PyObject_GetAttr(obj, s_extra);
+    if (extra == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    int plain = extra == Py_None || (PyDict_CheckExact(extra) && PyDict_GET_SIZE(extra) == 0);
+    Py_DECREF(extra);
+    if (!plain)
+        return NULL;
+    PyObject *d = PyObject_GenericGetDict(obj, NULL); /* obj.__dict__ */
+    if (d == NULL || !PyDict_CheckExact(d)) {
+        Py_XDECREF(d);
+        PyErr_Clear();
+        return NULL;
+    }
+    return d;
+}
+
+/* fields.get(key) as a new reference (None when absent), NULL (no error set) on an error. */
+static PyObject *get(PyObject *fields, PyObject *key) {
+    PyObject *v = PyDict_GetItemWithError(fields, key);
+    if (v == NULL) {
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return NULL;
+        }
+        v = Py_None;
+    }
+    Py_INCREF(v);
+    return v;
+}
+
+/* _get(obj, key) for what fields_of handles: a new reference, NULL to leave. */
+static PyObject *get_of(ChatExtractor *self, PyObject *obj, PyObject *key) {
+    PyObject *f = fields_of(self, obj);
+    if (f == NULL)
+        return NULL;
+    PyObject *v = get(f, key);
+    Py_DECREF(f);
+    return v;
+}
+
+/* _extract's "v if type(v) is int and v >= 0 else None", stealing v; NULL stays NULL. */
+static PyObject *count(PyObject *v) {
+    if (v == NULL || (PyLong_CheckExact(v) && _PyLong_Sign(v) >= 0))
+        return v;
+    Py_DECREF(v);
+    Py_RETURN_NONE;
+}
+
+enum { F_ID, F_MODEL, F_TEXT, F_REFUSAL, F_IN, F_OUT, F_CACHED, F_WRITTEN, F_REASONING, F_COUNT };
+
+/* Reads obj into got[] (new references, None when absent) and reasons; 0, or -1 to leave. */
+static int read_chat(ChatExtractor *self, PyObject *obj, PyObject **got, PyObject *reasons) {
+    int rc = -1;
+    PyObject *f = NULL, *choices = NULL, *c = NULL, *reason = NULL, *msg = NULL, *m = NULL, *v = NULL, *u = NULL;
+    PyObject *details = NULL;
+    if ((f = fields_of(self, obj)) == NULL || (got[F_ID] = get(f, s_id)) == NULL ||
+        (got[F_MODEL] = get(f, s_model)) == NULL || (choices = get(f, s_choices)) == NULL)
+        goto out;
+    if (!PyList_CheckExact(choices) && !PyTuple_CheckExact(choices))
+        goto out; /* Responses, Anthropic, embeddings, anything else */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(choices); i++) {
+        if ((c = fields_of(self, PySequence_Fast_GET_ITEM(choices, i))) == NULL ||
+            (reason = get(c, s_finish_reason)) == NULL)
+            goto out;
+        if (reason != Py_None && !PyUnicode_CheckExact(reason))
+            goto out;
+        if (reason != Py_None && PyUnicode_GET_LENGTH(reason) > 0 && PyList_Append(reasons, reason) < 0)
+            goto out;
+        Py_CLEAR(reason);
+        if (i == 0) {
+            if ((msg = get(c, s_message)) == NULL || msg == Py_None) /* None: a legacy Completions choice */
+                goto out;
+            if ((m = fields_of(self, msg)) == NULL || (got[F_TEXT] = get(m, s_content)) == NULL)
+                goto out;
+            if (got[F_TEXT] != Py_None && !PyUnicode_Check(got[F_TEXT]))
+                goto out; /* content parts */
+            if ((got[F_REFUSAL] = get(m, s_refusal)) == NULL || (v = get(m, s_tool_calls)) == NULL)
+                goto out;
+            if (v != Py_None && !((PyList_CheckExact(v) || PyTuple_CheckExact(v)) && PySequence_Fast_GET_SIZE(v) == 0))
+                goto out;
+            Py_CLEAR(v);
+            if ((v = get(m, s_function_call)) == NULL || v != Py_None)
+                goto out;
+            Py_CLEAR(v);
+        }
+        Py_CLEAR(c);
+    }
+    if ((u = get(f, s_usage)) == NULL)
+        goto out;
+    if (u != Py_None) {
+        PyObject *uf = fields_of(self, u);
+        Py_SETREF(u, uf);
+        if (u == NULL || (got[F_IN] = count(get(u, s_prompt_tokens))) == NULL ||
+            (v = get(u, s_completion_tokens)) == NULL)
+            goto out;
+        if (got[F_IN] == Py_None && v == Py_None)
+            goto out; /* Anthropic or Responses usage */
+        got[F_OUT] = count(v);
+        v = NULL;
+        if ((details = get(u, s_prompt_details)) == NULL)
+            goto out;
+        if (details != Py_None) {
+            if ((got[F_CACHED] = count(get_of(self, details, s_cached_tokens))) == NULL ||
+                (got[F_WRITTEN] = count(get_of(self, details, s_cache_write_tokens))) == NULL)
+                goto out;
+        }
+        Py_CLEAR(details);
+        if ((details = get(u, s_completion_details)) == NULL)
+            goto out;
+        if (details != Py_None && (got[F_REASONING] = count(get_of(self, details, s_reasoning_tokens))) == NULL)
+            goto out;
+    }
+    rc = 0;
+out:
+    Py_XDECREF(f);
+    Py_XDECREF(choices);
+    Py_XDECREF(c);
+    Py_XDECREF(reason);
+    Py_XDECREF(msg);
+    Py_XDECREF(m);
+    Py_XDECREF(v);
+    Py_XDECREF(u);
+    Py_XDECREF(details);
+    return rc;
+}
+
+static PyObject *nonempty_str(PyObject *v) {
+    return v != NULL && PyUnicode_Check(v) && PyUnicode_GET_LENGTH(v) > 0 ? v : Py_None;
+}
+
+static PyObject *ChatExtractor_extract(ChatExtractor *self, PyObject *obj) {
+    PyObject *got[F_COUNT] = {NULL};
+    PyObject *ex = NULL, *tool_calls = NULL;
+    PyObject *reasons = PyList_New(0);
+    if (reasons == NULL)
+        return NULL;
+    if (read_chat(self, obj, got, reasons) < 0)
+        goto done;
+    /* _finalize: the reasons are exact strs, so "in" runs no Python code */
+    int filtered = PySequence_Contains(reasons, s_content_filter);
+    int refused = filtered ? 0 : PySequence_Contains(reasons, s_refusal);
+    if (filtered < 0 || refused < 0 || (tool_calls = PyList_New(0)) == NULL)
+        goto done;
+    PyObject *refusal_text = nonempty_str(got[F_REFUSAL]);
+    PyObject *text = got[F_TEXT] != NULL && got[F_TEXT] != Py_None ? got[F_TEXT] : s_empty;
+    PyObject *value[X_COUNT] = {
+        [X_RESPONSE_MODEL] = nonempty_str(got[F_MODEL]),
+        [X_RESPONSE_ID] = nonempty_str(got[F_ID]),
+        [X_INPUT_TOKENS] = got[F_IN] ? got[F_IN] : Py_None,
+        [X_OUTPUT_TOKENS] = got[F_OUT] ? got[F_OUT] : Py_None,
+        [X_CACHE_READ_TOKENS] = got[F_CACHED] ? got[F_CACHED] : Py_None,
+        [X_CACHE_WRITE_TOKENS] = got[F_WRITTEN] ? got[F_WRITTEN] : Py_None,
+        [X_REASONING_TOKENS] = got[F_REASONING] ? got[F_REASONING] : Py_None,
+        [X_FINISH_REASONS] = reasons,
+        [X_OUTPUT_TEXT] = text,
+        [X_TOOL_CALLS] = tool_calls,
+        [X_REFUSAL] = refusal_text != Py_None || filtered || refused ? Py_True : Py_False,
+        [X_REFUSAL_CATEGORY] = filtered ? s_content_filter : Py_None,
+        [X_REFUSAL_TEXT] = refusal_text,
+    };
+    /* object.__new__(Extracted), then every field set, as Extracted(...) does */
+    if ((ex = self->extracted->tp_alloc(self->extracted, 0)) == NULL)
+        goto done;
+    for (int i = 0; i < X_COUNT; i++) {
+        Py_INCREF(value[i]);
+        *(PyObject **)((char *)ex + self->offset[i]) = value[i];
+    }
+done:
+    if (ex == NULL)
+        PyErr_Clear(); /* leave it to Python, which meets the same error and does what it does */
+    for (int k = 0; k < F_COUNT; k++)
+        Py_XDECREF(got[k]);
+    Py_XDECREF(tool_calls);
+    Py_DECREF(reasons);
+    if (ex == NULL)
+        Py_RETURN_NONE;
+    return ex;
+}
+
+static PyMethodDef ChatExtractor_methods[] = {
+    {"extract", (PyCFunction)ChatExtractor_extract, METH_O,
+     "extract(obj) -> Extracted | None: extract_response(obj) for a plain Chat Completion, else None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ChatExtractorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "llmpulse._speedups.ChatExtractor",
+    .tp_basicsize = sizeof(ChatExtractor),
+    .tp_dealloc = (destructor)ChatExtractor_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "ChatExtractor(kinds, pydantic_kind, extracted_type): Chat Completions read in C.",
+    .tp_methods = ChatExtractor_methods,
+    .tp_new = ChatExtractor_new,
+};
+
 static PyMethodDef module_methods[] = {
     {"might_mask", might_mask, METH_O,
      "might_mask(text) -> bool: whether any of default_redact's prefilters lets a pattern run."},
@@ -401,7 +706,31 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, -1, module_methods, NULL, NULL, NULL, NULL};
 
+static int intern_names(void) {
+    struct {
+        PyObject **var;
+        const char *text;
+    } names[] = {
+        {&s_extra, "__pydantic_extra__"}, {&s_id, "id"}, {&s_model, "model"},
+        {&s_choices, "choices"}, {&s_finish_reason, "finish_reason"}, {&s_message, "message"},
+        {&s_content, "content"}, {&s_refusal, "refusal"}, {&s_tool_calls, "tool_calls"},
+        {&s_function_call, "function_call"}, {&s_usage, "usage"}, {&s_prompt_tokens, "prompt_tokens"},
+        {&s_completion_tokens, "completion_tokens"}, {&s_prompt_details, "prompt_tokens_details"},
+        {&s_cached_tokens, "cached_tokens"}, {&s_cache_write_tokens, "cache_write_tokens"},
+        {&s_completion_details, "completion_tokens_details"}, {&s_reasoning_tokens, "reasoning_tokens"},
+        {&s_content_filter, "content_filter"}, {&s_empty, ""},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].var = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].var == NULL)
+            return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__speedups(void) {
+    if (intern_names() < 0 || PyType_Ready(&ChatExtractorType) < 0)
+        return NULL;
     for (int c = 0; c < 256; c++) {
         unsigned char m = c >= 128 ? 0x80 : (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : (unsigned char)c;
         reply_map[c] = (m == '\n' || m == '\t' || m == '\r' || m == '*') ? ' ' : m;
@@ -414,6 +743,12 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     Py_INCREF(&HeadsType);
     if (PyModule_AddObject(m, "Heads", (PyObject *)&HeadsType) < 0) {
         Py_DECREF(&HeadsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&ChatExtractorType);
+    if (PyModule_AddObject(m, "ChatExtractor", (PyObject *)&ChatExtractorType) < 0) {
+        Py_DECREF(&ChatExtractorType);
         Py_DECREF(m);
         return NULL;
     }

@@ -1,7 +1,9 @@
-"""Types of the compiled scans in front of the refusal and redaction regexes (``_speedups.c``;
-contracts in its comments)."""
+"""Types of the compiled fast paths of the exporter's processing (``_speedups.c``; contracts in
+its comments)."""
 
 from collections.abc import Iterable
+
+from llmpulse._extract import Extracted
 
 class Heads:
     def __init__(self, heads: Iterable[str], /) -> None: ...
@@ -9,3 +11,7 @@ class Heads:
     def find_in_reply(self, text: str, limit: int, /) -> int: ...
 
 def might_mask(text: str, /) -> bool: ...
+
+class ChatExtractor:
+    def __init__(self, kinds: dict[type, int], pydantic_kind: int, extracted_type: type[Extracted], /) -> None: ...
+    def extract(self, obj: object, /) -> Extracted | None: ...

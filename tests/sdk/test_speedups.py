@@ -1,28 +1,37 @@
-"""The compiled text scans (``llmpulse._speedups``) against their plain definitions, and the
-refusal verdicts and redactions with them and without them.
+"""The compiled fast paths (``llmpulse._speedups``) against their plain definitions: the refusal
+verdicts, redactions and extracted responses with them and without them.
 
 The contracts (``_speedups.c``): ``Heads(heads).find(text, start)`` is the first ``i >= start``
 where ``text[i]`` is a space followed by one of the heads, or -1; ``_refusal`` runs its regex
 only at those positions, which must give the verdicts the regex alone gives.
 ``might_mask(text)`` is whether any of ``default_redact``'s prefilters lets a pattern run;
-when it is False, the text has nothing to mask.
+when it is False, the text has nothing to mask. ``ChatExtractor(...).extract(obj)`` is
+``extract_response(obj)`` or None (left to Python).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import os
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion
+from responses import openai_completion
 from test_refusal import _load
 
 # _speedups is imported, not skipped when missing: `make test` builds it, and a build that
 # silently failed must fail the suite rather than hide these tests (as in test_otlpenc.py).
-from llmpulse import _redact, _refusal, _speedups
+from llmpulse import _extract, _redact, _refusal, _speedups
+from llmpulse._extract import Extracted
 from llmpulse._redact import _redact_unfiltered
 from llmpulse._refusal import RefusalDetector, RefusalMatch
 
@@ -290,11 +299,246 @@ def test_might_mask_rejects_what_is_not_a_str() -> None:
 def test_llmpulse_pure_python_turns_the_compiled_scans_off(env: dict[str, str], on: bool) -> None:
     """What the README promises for LLMPULSE_PURE_PYTHON=1, in a fresh interpreter (read at import)."""
     probe = (
-        "from llmpulse import _redact, _refusal; "
-        "print(_refusal._compiled().find_head is not None, _redact._might_mask is not None)"
+        "from llmpulse import _extract, _redact, _refusal; print(_refusal._compiled().find_head is not None, "
+        "_redact._might_mask is not None, _extract._read_chat is not None)"
     )
     base = {k: v for k, v in os.environ.items() if k != "LLMPULSE_PURE_PYTHON"}
     done = subprocess.run(
         [sys.executable, "-c", probe], env={**base, **env}, capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.split() == [str(on)] * 2
+    assert done.stdout.split() == [str(on)] * 3
+
+
+# --- Chat Completions extraction ---------------------------------------------------------------
+
+
+def python_extract(obj: object) -> Extracted:
+    """extract_response with the compiled reader off: the reference."""
+    saved = _extract._read_chat
+    _extract._read_chat = None
+    try:
+        return _extract.extract_response(obj)
+    finally:
+        _extract._read_chat = saved
+
+
+def same_record(a: Extracted, b: Extracted) -> None:
+    """Field by field, value and type (True is not 1, a str subclass is not a str)."""
+    for f in dataclasses.fields(Extracted):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        assert (x, type(x)) == (y, type(y)), f.name
+        if isinstance(x, list):
+            assert [type(i) for i in x] == [type(i) for i in y], f.name
+
+
+class Text(str):
+    """A str subclass: taken as a str by isinstance, not by exact checks."""
+
+
+# Values each field may hold: the right type, the wrong ones, and the edges of each check.
+TEXTS = st.sampled_from(["", "hi", "I can't help with that.", Text("sub"), "é😀"]) | st.none() | st.just(3)
+REASONS = st.sampled_from(["stop", "", "length", "content_filter", "refusal", "tool_calls", Text("stop")])
+REASONS = REASONS | st.none() | st.just(7)
+COUNTS = st.sampled_from([0, 1, 512, 2**70, -1, True, 3.0, "12"]) | st.none()
+
+
+def maybe(d: dict[str, Any], draw: Any) -> dict[str, Any]:
+    """d without some of its keys."""
+    return {k: v for k, v in d.items() if draw(st.booleans()) or k in ("choices",)}
+
+
+@st.composite
+def chat_dicts(draw: Any) -> dict[str, Any]:
+    details = maybe({"cached_tokens": draw(COUNTS), "cache_write_tokens": draw(COUNTS)}, draw)
+    usage = maybe(
+        {
+            "prompt_tokens": draw(COUNTS),
+            "completion_tokens": draw(COUNTS),
+            "prompt_tokens_details": draw(st.none() | st.just(details) | st.just(5)),
+            "completion_tokens_details": draw(st.none() | st.just({"reasoning_tokens": draw(COUNTS)}) | st.just("x")),
+            "input_tokens": draw(COUNTS),
+        },
+        draw,
+    )
+    message = maybe(
+        {
+            "role": "assistant",
+            "content": draw(TEXTS | st.just([{"type": "text", "text": "part"}])),
+            "refusal": draw(TEXTS),
+            "tool_calls": draw(st.sampled_from([None, [], (), [{"id": "c", "function": {"name": "f"}}], "x"])),
+            "function_call": draw(st.sampled_from([None, None, {"name": "f", "arguments": "{}"}])),
+        },
+        draw,
+    )
+    choices = [
+        maybe({"index": i, "finish_reason": draw(REASONS), "message": message, "text": "legacy"}, draw)
+        for i in range(draw(st.integers(0, 3)))
+    ]
+    body = {
+        "id": draw(TEXTS),
+        "model": draw(TEXTS),
+        "choices": draw(st.sampled_from([list, tuple, lambda c: c[0] if c else None]))(choices),
+        "usage": draw(st.none() | st.just(usage)),
+    }
+    return maybe(body, draw)
+
+
+@SETTINGS
+@given(body=chat_dicts())
+def test_chat_extraction_of_dicts_is_the_python_one(body: dict[str, Any]) -> None:
+    got = _extract._read_chat(body)  # type: ignore[misc]
+    want = python_extract(body)
+    if got is not None:
+        same_record(got, want)
+
+
+@SETTINGS
+@given(body=chat_dicts(), extra=st.booleans())
+def test_chat_extraction_of_openai_models_is_the_python_one(body: dict[str, Any], extra: bool) -> None:
+    """The real openai types: validated where the body is valid (with an extra field when
+    asked), built without validation otherwise (fields of any type, as a caller could)."""
+    try:
+        obj: Any = ChatCompletion.model_validate(
+            {**body, "object": "chat.completion", "created": 1, **({"surprise": 1} if extra else {})}
+        )
+    except ValueError:
+        obj = ChatCompletion.model_construct(**body)
+    python_extract(obj)  # the Python path classifies the classes first, as in a real process
+    got = _extract._read_chat(obj)  # type: ignore[misc]
+    want = python_extract(obj)
+    if got is not None:
+        same_record(got, want)
+    if extra and obj.__pydantic_extra__:
+        assert got is None  # extra fields: read by Python, which merges them
+
+
+def test_chat_extraction_reads_the_common_responses() -> None:
+    """Not vacuous: the usual responses are read in C, and read right."""
+    for body in (
+        openai_completion(),
+        openai_completion("Sorry, I can't help.", finish_reason="content_filter"),
+        openai_completion(refusal="I can't."),
+    ):
+        for obj in (body, ChatCompletion.model_validate({**body, "created": 1})):
+            python_extract(obj)
+            got = _extract._read_chat(obj)  # type: ignore[misc]
+            assert got is not None
+            same_record(got, python_extract(obj))
+            assert got.input_tokens is not None
+            assert got.finish_reasons
+
+
+def test_chat_extraction_leaves_other_shapes_to_python() -> None:
+    for obj in ("text", None, 3, [1], {"content": [{"type": "text", "text": "x"}]}, {"output": []}, {"choices": "x"}):
+        assert _extract._read_chat(obj) is None  # type: ignore[misc]
+
+    class Fresh(ChatCompletion):
+        pass
+
+    fresh = Fresh.model_validate({**openai_completion(), "created": 1})
+    assert _extract._read_chat(fresh) is None  # a class Python has not classified yet
+    python_extract(fresh)
+    assert _extract._read_chat(fresh) is not None
+
+
+def test_chat_extractor_refuses_a_record_it_does_not_know() -> None:
+    @dataclasses.dataclass(slots=True)
+    class Other:
+        response_model: str | None = None
+
+    with pytest.raises(TypeError, match="not the slotted Extracted record"):
+        _speedups.ChatExtractor({}, 1, Other)
+    assert _extract._read_chat is not None  # the real one is known
+
+
+EDGE_COUNTS = [0, 7, 2**70, -1, True, 3.0, "12", None]
+COUNT_PATHS = [
+    ("prompt_tokens",),
+    ("completion_tokens",),
+    ("prompt_tokens_details", "cached_tokens"),
+    ("prompt_tokens_details", "cache_write_tokens"),
+    ("completion_tokens_details", "reasoning_tokens"),
+]
+
+
+@pytest.mark.parametrize("path", COUNT_PATHS)
+@pytest.mark.parametrize("value", EDGE_COUNTS)
+@pytest.mark.parametrize("as_model", [False, True])
+def test_chat_extraction_of_every_count(path: tuple[str, ...], value: object, as_model: bool) -> None:
+    """Each token count at each edge, the others distinct, so a count read from the wrong
+    field or kept when negative, a bool or a float shows."""
+    body = openai_completion(prompt_tokens=11, completion_tokens=22, cached=33)
+    body["usage"]["prompt_tokens_details"]["cache_write_tokens"] = 44
+    body["usage"]["completion_tokens_details"]["reasoning_tokens"] = 55
+    *parents, leaf = path
+    node = body["usage"]
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    obj: Any = body
+    if as_model:
+        obj = ChatCompletion.model_construct(**body)  # fields of any type, as a caller could build
+        obj.usage = CompletionUsage.model_construct(**body["usage"])
+        python_extract(obj)
+    got = _extract._read_chat(obj)  # type: ignore[misc]
+    if value is None and path[0] in ("prompt_tokens", "completion_tokens"):
+        pass  # one of the two may be missing; whether C reads it is its business
+    else:
+        assert got is not None
+    if got is not None:
+        same_record(got, python_extract(obj))
+
+
+def _leak_cases() -> list[Any]:
+    """Responses that take each way out: read in C (dict, model), left at each step."""
+    full = openai_completion(refusal="no")
+    model = ChatCompletion.model_validate({**openai_completion(), "created": 1})
+    no_usage = {**openai_completion(), "usage": None}
+    tools = openai_completion()
+    tools["choices"][0]["message"]["tool_calls"] = [{"id": "c"}]
+    anthropic_usage = {**openai_completion(), "usage": {"input_tokens": 3}}
+    bad_details = openai_completion()
+    bad_details["usage"]["completion_tokens_details"] = "x"
+    cases = [full, model, no_usage, tools, anthropic_usage, bad_details, {"choices": "x"}, "text"]
+    for case in cases:
+        python_extract(case)  # classify the model classes
+    return cases
+
+
+def test_chat_extraction_leaks_no_memory() -> None:
+    cases = _leak_cases()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(3000):
+            for case in cases:
+                _extract._read_chat(case)  # type: ignore[misc]
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 16_384, grown  # one leaked object a call would be 24,000 x 16+ bytes
+
+
+def test_chat_extraction_keeps_no_references() -> None:
+    """Every object read has the same reference count after as before, on each way out."""
+
+    def parts(obj: Any, depth: int = 0) -> list[Any]:
+        found = [obj]
+        if depth < 6:
+            items = obj.__dict__ if hasattr(obj, "__pydantic_fields__") else obj
+            if isinstance(items, dict):
+                for key, value in items.items():
+                    found += [key, *parts(value, depth + 1)]
+            elif isinstance(items, list | tuple):
+                for value in items:
+                    found += parts(value, depth + 1)
+        return found
+
+    for case in _leak_cases():
+        objects = parts(case)
+        before = [sys.getrefcount(o) for o in objects]
+        for _ in range(50):
+            _extract._read_chat(case)  # type: ignore[misc]
+        assert [sys.getrefcount(o) for o in objects] == before, case
