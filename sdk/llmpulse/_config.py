@@ -38,8 +38,9 @@ class ENV:
     EXPORT_TIMEOUT = "LLMPULSE_EXPORT_TIMEOUT"
     MAX_CONTENT_CHARS = "LLMPULSE_MAX_CONTENT_CHARS"
     COMPRESSION = "LLMPULSE_COMPRESSION"
-    # Any non-empty value: the pure-Python OTLP encoder even where the C one is built. Read
-    # once, when llmpulse._otlp is imported (the collector reads it too, for its decoder).
+    # Any non-empty value: the pure-Python code even where the C extensions are built (the
+    # OTLP encoder, the refusal scan, the redaction prefilters, Chat Completion reading). Read
+    # once, when each module is imported (the collector reads it too, for its decoder).
     PURE_PYTHON = "LLMPULSE_PURE_PYTHON"
     # Standard OpenTelemetry variables, honoured as fallbacks.
     OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
