@@ -1,0 +1,38 @@
+"""``LLMPULSE_PURE_PYTHON=1`` turns every compiled part off, in the SDK and the collector, as
+the README promises; without it every part is on (`make test` builds them all). Read at
+import, so each case runs in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Each compiled part, by the name its module keeps it under when it is in use.
+PARTS = {
+    "SDK OTLP encoder": "_otlp._c_encode",
+    "SDK OTLP encoder module": "_otlp.compiled",
+    "SDK refusal head scan": "_refusal._compiled().find_head",
+    "SDK refusal scan of a reply": "_refusal._compiled().find_in_reply",
+    "SDK redaction prefilters": "_redact._might_mask",
+    "SDK Chat Completion reader": "_extract._read_chat",
+    "collector OTLP scanner": "otlp._c_scan",
+    "collector span rows": "normalize._c_span",
+    "collector assertion rows": "normalize._c_assertion",
+}
+PROBE = (
+    "from llmpulse import _extract, _otlp, _redact, _refusal; "
+    "from llmpulse_collector import normalize; from llmpulse_collector.ingest import otlp; "
+    f"print(*[x is not None for x in ({', '.join(PARTS.values())},)])"
+)
+
+
+@pytest.mark.parametrize(("env", "on"), [({"LLMPULSE_PURE_PYTHON": "1"}, False), ({}, True)])
+def test_llmpulse_pure_python_turns_every_compiled_part_off(env: dict[str, str], on: bool) -> None:
+    base = {k: v for k, v in os.environ.items() if k != "LLMPULSE_PURE_PYTHON"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert dict(zip(PARTS, done.stdout.split(), strict=True)) == dict.fromkeys(PARTS, str(on))
