@@ -218,12 +218,13 @@ class Client:
             dict(spec.static_attributes),
         )
         # Shallow copies: an app that appends the reply to its `messages` list after the
-        # call must not change what this call is recorded to have sent. (`kwargs` itself is
-        # the wrapper's own dict, built fresh for every call.)
+        # call must not change what this call is recorded to have sent. The record gets its
+        # own dict: the wrapper passes `kwargs` on to the app's function, which must receive
+        # the very list it was called with.
         if kwargs:
             messages = kwargs.get("messages")
             if type(messages) is list:
-                kwargs["messages"] = list(messages)
+                kwargs = {**kwargs, "messages": list(messages)}
         elif args and type(args[0]) is list:
             args = (list(args[0]), *args[1:])
         call = span.llm = LLMCall(spec, args, kwargs, stream)

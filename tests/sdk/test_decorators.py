@@ -578,6 +578,30 @@ def test_bad_span_kind_raises_config_error() -> None:
         llmpulse.observe(kind="weird")(lambda: None)
 
 
+@pytest.mark.parametrize("as_keyword", [True, False])
+def test_the_function_gets_the_very_messages_list_it_was_called_with(as_keyword: bool) -> None:
+    """The decorator is transparent: a function that appends to its messages changes the
+    caller's list, as it would undecorated; the span records what was sent."""
+
+    @llmpulse.llm(provider="openai", model="gpt-4o-mini")
+    def create(messages: list[dict[str, str]]) -> dict[str, Any]:
+        received.append(messages)
+        messages.append({"role": "assistant", "content": "answer"})
+        return openai_completion("answer")
+
+    received: list[Any] = []
+    history = [{"role": "user", "content": "question"}]
+    with testing.capture() as spans:
+        if as_keyword:
+            create(messages=history)
+        else:
+            create(history)
+        (s,) = spans.spans
+    assert received[0] is history
+    assert len(history) == 2
+    assert [m["role"] for m in orjson.loads(str(s.attributes["gen_ai.input.messages"]))] == ["user"]
+
+
 def test_positional_messages_list_mutated_after_the_call_is_recorded_as_sent() -> None:
     @llmpulse.llm(provider="openai", model="gpt-4o-mini")
     def create(messages: list[dict[str, str]]) -> dict[str, Any]:
