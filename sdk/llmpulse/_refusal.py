@@ -402,9 +402,9 @@ def _build() -> _Compiled:
     # The leading space gives the search a literal prefix: re then jumps from space to
     # space in C (2-3 µs over 400 characters) instead of trying the heads at every letter
     # that starts one (8 µs); the compiled Heads scan finds the spaces followed by a head
-    # in ~0.5 µs, and the regex then runs only there. detect() prepends a space and blanks newlines, tabs and
-    # markdown asterisks in the text it scans, so a head at the start, after a line break
-    # or inside **bold** still follows a space.
+    # in ~0.5 µs, and the regex then runs only there. detect() prepends a space and blanks
+    # newlines, tabs and markdown asterisks in the text it scans, so a head at the start,
+    # after a line break or inside **bold** still follows a space.
     search, order = _trie_regex({head: "(" + "|".join(f"(?:{t})" for t in ts) + ")" for head, ts in tails.items()})
     scanner = None if Heads is None else Heads(order)
     return _Compiled(
