@@ -358,6 +358,28 @@ static int number_hint_at(int kind, const void *data, Py_ssize_t n, Py_ssize_t i
     return k == 13;
 }
 
+/* Character classes of the first pass, for characters below 256 (the rest are none). */
+#define C_TOKEN 1
+#define C_DIGIT 2
+#define C_AT 4
+static unsigned char mask_class[256]; /* filled at import */
+
+/* "earer" or "EARER" in text (the prefilter of the Bearer pattern). */
+static int has_bearer_word(int kind, const void *data, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i + 5 <= n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c != 'e' && c != 'E')
+            continue;
+        const char *word = c == 'e' ? "earer" : "EARER";
+        Py_ssize_t k = 1;
+        while (k < 5 && PyUnicode_READ(kind, data, i + k) == (Py_UCS4)(unsigned char)word[k])
+            k++;
+        if (k == 5)
+            return 1;
+    }
+    return 0;
+}
+
 static PyObject *might_mask(PyObject *mod, PyObject *text) {
     if (!PyUnicode_Check(text)) {
         PyErr_Format(PyExc_TypeError, "might_mask: text must be str, not %.100s", Py_TYPE(text)->tp_name);
@@ -368,32 +390,40 @@ static PyObject *might_mask(PyObject *mod, PyObject *text) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    int run = 0, has_digit = 0, bearer = 0, number = 0;
+    /* First pass: a run of 15 token characters, an "@", a digit. Branch-light: most text
+       has none of them, and this runs over every captured text. */
+    unsigned run = 0, seen = 0;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const unsigned char *p = data;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned f = mask_class[p[i]];
+            run = (f & C_TOKEN) ? run + 1 : 0;
+            seen |= f;
+            if (run >= MIN_KEY_RUN)
+                Py_RETURN_TRUE;
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            unsigned f = c < 256 ? mask_class[c] : 0;
+            run = (f & C_TOKEN) ? run + 1 : 0;
+            seen |= f;
+            if (run >= MIN_KEY_RUN)
+                Py_RETURN_TRUE;
+        }
+    }
+    if (seen & C_AT)
+        Py_RETURN_TRUE;
+    if (!(seen & C_DIGIT))
+        Py_RETURN_FALSE;
+    /* A digit: the Bearer word, then the number hints. */
+    if (has_bearer_word(kind, data, n))
+        Py_RETURN_TRUE;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c == '@')
+        if (((c >= '0' && c <= '9') || c == '+') && number_hint_at(kind, data, n, i))
             Py_RETURN_TRUE;
-        if (is_token_char(c)) {
-            if (++run >= MIN_KEY_RUN)
-                Py_RETURN_TRUE;
-        } else {
-            run = 0;
-        }
-        int digit = c >= '0' && c <= '9';
-        if (digit)
-            has_digit = 1;
-        else if ((c == 'e' || c == 'E') && !bearer && i + 5 <= n) {
-            const char *word = c == 'e' ? "earer" : "EARER";
-            Py_ssize_t k = 1;
-            while (k < 5 && PyUnicode_READ(kind, data, i + k) == (Py_UCS4)(unsigned char)word[k])
-                k++;
-            bearer = k == 5;
-        }
-        if (!number && (digit || c == '+'))
-            number = number_hint_at(kind, data, n, i);
     }
-    if (has_digit && (bearer || number))
-        Py_RETURN_TRUE;
     Py_RETURN_FALSE;
 }
 
@@ -732,6 +762,8 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (intern_names() < 0 || PyType_Ready(&ChatExtractorType) < 0)
         return NULL;
     for (int c = 0; c < 256; c++) {
+        mask_class[c] = (unsigned char)((c < 128 && is_token_char((Py_UCS4)c) ? C_TOKEN : 0) |
+                                        (c >= '0' && c <= '9' ? C_DIGIT : 0) | (c == '@' ? C_AT : 0));
         unsigned char m = c >= 128 ? 0x80 : (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : (unsigned char)c;
         reply_map[c] = (m == '\n' || m == '\t' || m == '\r' || m == '*') ? ' ' : m;
     }
