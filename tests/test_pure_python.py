@@ -18,12 +18,14 @@ PARTS = {
     "SDK refusal scan of a reply": "_refusal._compiled().find_in_reply",
     "SDK redaction prefilters": "_redact._might_mask",
     "SDK Chat Completion reader": "_extract._read_chat",
+    "SDK check contexts": "_checks._SlotMaker",
+    "SDK span events": "_llm._SlotMaker",
     "collector OTLP scanner": "otlp._c_scan",
     "collector span rows": "normalize._c_span",
     "collector assertion rows": "normalize._c_assertion",
 }
 PROBE = (
-    "from llmpulse import _extract, _otlp, _redact, _refusal; "
+    "from llmpulse import _checks, _extract, _llm, _otlp, _redact, _refusal; "
     "from llmpulse_collector import normalize; from llmpulse_collector.ingest import otlp; "
     f"print(*[x is not None for x in ({', '.join(PARTS.values())},)])"
 )

@@ -15,10 +15,11 @@ from __future__ import annotations
 import abc
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from llmpulse._config import speedup
 from llmpulse._exceptions import ConfigError
 from llmpulse._stats import stats
 
@@ -65,14 +66,12 @@ class CheckContext:
     response: object  # the raw return value (or the list of stream chunks)
 
 
+_CONTEXT_FIELDS = ("output", "latency_s", "ttft_s", "cost_usd", "refusal", "model", "response")
 _new_object = object.__new__
-_SET_CONTEXT = tuple(
-    CheckContext.__dict__[name].__set__
-    for name in ("output", "latency_s", "ttft_s", "cost_usd", "refusal", "model", "response")
-)
+_SET_CONTEXT = tuple(CheckContext.__dict__[name].__set__ for name in _CONTEXT_FIELDS)
 
 
-def make_context(
+def _make_context(
     output: str,
     latency_s: float,
     ttft_s: float | None,
@@ -94,6 +93,14 @@ def make_context(
     s_model(ctx, model)
     s_resp(ctx, response)
     return ctx
+
+
+_SlotMaker = speedup("SlotMaker")
+#: ``CheckContext(*fields)``, positional in field order: written into the slots in C where the
+#: extension is built (~0.1 µs), else by :func:`_make_context` (~1 µs).
+make_context: Callable[[str, float, float | None, float | None, bool, str | None, object], CheckContext] = (
+    _make_context if _SlotMaker is None else _SlotMaker(CheckContext, _CONTEXT_FIELDS)
+)
 
 
 class Check(abc.ABC):

@@ -85,6 +85,18 @@ class Config:
         return self.endpoint + "/v1/feedback"
 
 
+def speedup(name: str) -> Any:
+    """``llmpulse._speedups.<name>`` (a compiled fast path), or None where the extension is
+    not built or ``LLMPULSE_PURE_PYTHON`` is set: the caller then runs its Python reference."""
+    if os.environ.get(ENV.PURE_PYTHON):
+        return None
+    try:
+        from . import _speedups
+    except ImportError:  # not built (no C compiler at install)
+        return None
+    return getattr(_speedups, name)
+
+
 def _env(name: str, environ: Mapping[str, str]) -> str | None:
     value = environ.get(name)
     return None if value is None else value.strip()

@@ -20,22 +20,16 @@ OpenAI already reports it that way; Anthropic reports ``input_tokens`` without
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
 
-from ._config import ENV
+from ._config import speedup
 from ._stats import stats
 
-try:
-    from ._speedups import ChatExtractor
-except ImportError:  # not built (no C compiler at install): every response is read below
-    ChatExtractor = None  # type: ignore[assignment,misc]
-if os.environ.get(ENV.PURE_PYTHON):
-    ChatExtractor = None  # type: ignore[assignment,misc]
+ChatExtractor = speedup("ChatExtractor")  # None: every response is read below
 
 __all__ = ["Extracted", "extract_response"]
 
@@ -92,7 +86,9 @@ def _kind_of(cls: type) -> int:
 # Where the C extension is built it reads the most common response, a plain Chat Completion
 # (no tool calls, no extra fields), with these same rules, and gives up (None) on anything
 # else; its contract is in _speedups.c and tests/sdk/test_speedups.py holds it to this module.
-_read_chat = None if ChatExtractor is None else ChatExtractor(_KINDS, _PYDANTIC, Extracted).extract
+_read_chat: Callable[[object], Extracted | None] | None = (
+    None if ChatExtractor is None else ChatExtractor(_KINDS, _PYDANTIC, Extracted).extract
+)
 
 
 def _get(obj: object, key: str) -> object:

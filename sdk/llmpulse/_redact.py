@@ -41,20 +41,14 @@ and nothing starts right after one.
 from __future__ import annotations
 
 import inspect
-import os
 import re
 import string
 from collections.abc import Callable, Iterable
 
-from llmpulse._config import ENV
+from llmpulse._config import speedup
 from llmpulse._exceptions import ConfigError
 
-try:
-    from llmpulse._speedups import might_mask as _might_mask
-except ImportError:  # not built (no C compiler at install): the shapes below decide
-    _might_mask = None  # type: ignore[assignment]
-if os.environ.get(ENV.PURE_PYTHON):
-    _might_mask = None  # type: ignore[assignment]
+_might_mask: Callable[[str], bool] | None = speedup("might_mask")  # None: the shapes below decide
 
 __all__ = ["Redactor", "default_redact", "resolve_redactor"]
 

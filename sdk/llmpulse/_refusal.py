@@ -57,22 +57,16 @@ Example::
 from __future__ import annotations
 
 import functools
-import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeAlias
 
-from llmpulse._config import ENV
+from llmpulse._config import speedup
 from llmpulse._exceptions import ConfigError
 
-try:
-    from llmpulse._speedups import Heads
-except ImportError:  # not built (no C compiler at install): the regex scans every space
-    Heads = None  # type: ignore[assignment,misc]
-if os.environ.get(ENV.PURE_PYTHON):
-    Heads = None  # type: ignore[assignment,misc]
+Heads = speedup("Heads")  # None: the regex scans every space
 
 __all__ = ["CATEGORIES", "DEFAULT_PATTERNS", "HEAD_CHARS", "RefusalDetector", "RefusalMatch"]
 

@@ -2,6 +2,7 @@
 its comments)."""
 
 from collections.abc import Iterable
+from typing import Generic, TypeVar
 
 from llmpulse._extract import Extracted
 
@@ -15,3 +16,9 @@ def might_mask(text: str, /) -> bool: ...
 class ChatExtractor:
     def __init__(self, kinds: dict[type, int], pydantic_kind: int, extracted_type: type[Extracted], /) -> None: ...
     def extract(self, obj: object, /) -> Extracted | None: ...
+
+_T = TypeVar("_T")
+
+class SlotMaker(Generic[_T]):
+    def __init__(self, cls: type[_T], names: tuple[str, ...], /) -> None: ...
+    def __call__(self, *values: object) -> _T: ...

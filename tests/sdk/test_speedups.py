@@ -28,10 +28,12 @@ from test_refusal import _load
 
 # _speedups is imported, not skipped when missing: `make test` builds it, and a build that
 # silently failed must fail the suite rather than hide these tests (as in test_otlpenc.py).
-from llmpulse import _extract, _redact, _refusal, _speedups
+from llmpulse import _checks, _extract, _llm, _redact, _refusal, _speedups
+from llmpulse._checks import CheckContext
 from llmpulse._extract import Extracted
 from llmpulse._redact import _redact_unfiltered
 from llmpulse._refusal import RefusalDetector, RefusalMatch
+from llmpulse._span import SpanEvent
 
 # derandomized: the same examples every run, so the suite's time does not depend on the seed
 SETTINGS = settings(
@@ -430,7 +432,7 @@ def test_chat_extractor_refuses_a_record_it_does_not_know() -> None:
     class Other:
         response_model: str | None = None
 
-    with pytest.raises(TypeError, match="not the slotted Extracted record"):
+    with pytest.raises(TypeError, match="not a plain slotted record"):
         _speedups.ChatExtractor({}, 1, Other)
     assert _extract._read_chat is not None  # the real one is known
 
@@ -526,3 +528,91 @@ def test_chat_extraction_keeps_no_references() -> None:
         for _ in range(50):
             _extract._read_chat(case)  # type: ignore[misc]
         assert [sys.getrefcount(o) for o in objects] == before, case
+
+
+# --- slotted records built without their __init__ ---------------------------------------------
+
+
+CONTEXT_VALUES = [
+    ("out", 0.5, None, 0.01, True, "gpt-4o", {"raw": 1}),
+    (Text("sub"), 0, 1.5, None, False, None, None),
+]
+
+
+@pytest.mark.parametrize("values", CONTEXT_VALUES)
+def test_make_context_is_the_dataclass_built_in_c(values: tuple[Any, ...]) -> None:
+    assert isinstance(_checks.make_context, _speedups.SlotMaker)  # the compiled one is under test
+    fast = _checks.make_context(*values)
+    for other in (CheckContext(*values), _checks._make_context(*values)):
+        assert fast == other
+        assert [type(getattr(fast, f)) for f in _checks._CONTEXT_FIELDS] == [
+            type(getattr(other, f)) for f in _checks._CONTEXT_FIELDS
+        ]
+    assert fast.response is values[6]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.output = "x"  # type: ignore[misc]
+
+
+def test_span_events_are_built_in_c_with_the_same_slots() -> None:
+    assert isinstance(_llm._new_event, _speedups.SlotMaker)
+    attrs: dict[str, Any] = {"k": "v"}
+    fast, slow = _llm._new_event("n", 7, attrs), SpanEvent("n", 7, attrs)
+    assert type(fast) is SpanEvent
+    assert (fast.name, fast.time_ns, fast.attributes) == (slow.name, slow.time_ns, slow.attributes)
+    assert fast.attributes is attrs
+
+
+class _CustomNew:
+    __slots__ = ("a",)
+
+    def __new__(cls) -> _CustomNew:
+        return super().__new__(cls)
+
+
+class _Prop:
+    __slots__ = ("a",)
+
+    @property
+    def b(self) -> int:
+        return 1
+
+
+class _Two:
+    __slots__ = ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("cls", "names"),
+    [
+        (_CustomNew, ("a",)),  # its own __new__ would not run
+        (_Prop, ("a", "b")),  # b is not a slot
+        (_Two, ("a",)),  # b would be left unset
+        (_Two, ("a", "b", "c")),
+        (_Two, ("a", "a")),
+        (dict, ()),
+    ],
+)
+def test_slot_maker_refuses_what_it_cannot_build(cls: type, names: tuple[str, ...]) -> None:
+    with pytest.raises(TypeError, match="not a plain slotted record"):
+        _speedups.SlotMaker(cls, names)
+
+
+def test_slot_maker_takes_exactly_its_positional_values() -> None:
+    make = _speedups.SlotMaker(_Two, ("b", "a"))  # any order: values go to the named slots
+    two = make(1, 2)
+    assert (two.a, two.b) == (2, 1)
+    with pytest.raises(TypeError, match="takes 2 positional arguments, got 1"):
+        make(1)
+    with pytest.raises(TypeError):
+        make(1, b=2)
+
+
+def test_slot_maker_holds_one_reference_a_value_and_releases_it() -> None:
+    make = _speedups.SlotMaker(_Two, ("a", "b"))
+    values = [object(), "".join(["x", "y"])]
+    before = [sys.getrefcount(v) for v in values]
+    made = [make(*values) for _ in range(10)]
+    assert [sys.getrefcount(v) for v in values] == [b + 10 for b in before]
+    del made
+    gc.collect()
+    assert [sys.getrefcount(v) for v in values] == before
