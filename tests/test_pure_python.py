@@ -10,24 +10,24 @@ import sys
 
 import pytest
 
-# Each compiled part, by the name its module keeps it under when it is in use.
+# Each compiled part, by an expression that is True when it is in use.
 PARTS = {
-    "SDK OTLP encoder": "_otlp._c_encode",
-    "SDK OTLP encoder module": "_otlp.compiled",
-    "SDK refusal head scan": "_refusal._compiled().find_head",
-    "SDK refusal scan of a reply": "_refusal._compiled().find_in_reply",
-    "SDK redaction prefilters": "_redact._might_mask",
-    "SDK Chat Completion reader": "_extract._read_chat",
-    "SDK check contexts": "_checks._SlotMaker",
-    "SDK span events": "_llm._SlotMaker",
-    "collector OTLP scanner": "otlp._c_scan",
-    "collector span rows": "normalize._c_span",
-    "collector assertion rows": "normalize._c_assertion",
+    "SDK OTLP encoder": "_otlp._c_encode is not None",
+    "SDK OTLP encoder module": "_otlp.compiled is not None",
+    "SDK refusal head scan": "_refusal._compiled().find_head is not None",
+    "SDK refusal scan of a reply": "_refusal._compiled().find_in_reply is not None",
+    "SDK redaction prefilters": "_redact._might_mask is not None",
+    "SDK Chat Completion reader": "_extract._read_chat is not None",
+    "SDK check contexts": "_checks.make_context is not _checks._make_context",
+    "SDK span events": "_llm._new_event is not _llm.SpanEvent",
+    "collector OTLP scanner": "otlp._c_scan is not None",
+    "collector span rows": "normalize._c_span is not None",
+    "collector assertion rows": "normalize._c_assertion is not None",
 }
 PROBE = (
     "from llmpulse import _checks, _extract, _llm, _otlp, _redact, _refusal; "
     "from llmpulse_collector import normalize; from llmpulse_collector.ingest import otlp; "
-    f"print(*[x is not None for x in ({', '.join(PARTS.values())},)])"
+    f"print({', '.join(PARTS.values())})"
 )
 
 

@@ -95,11 +95,10 @@ def _make_context(
     return ctx
 
 
-_SlotMaker = speedup("SlotMaker")
 #: ``CheckContext(*fields)``, positional in field order: written into the slots in C where the
 #: extension is built (~0.1 µs), else by :func:`_make_context` (~1 µs).
 make_context: Callable[[str, float, float | None, float | None, bool, str | None, object], CheckContext] = (
-    _make_context if _SlotMaker is None else _SlotMaker(CheckContext, _CONTEXT_FIELDS)
+    speedup("SlotMaker", CheckContext, _CONTEXT_FIELDS) or _make_context
 )
 
 

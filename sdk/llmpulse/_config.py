@@ -85,16 +85,27 @@ class Config:
         return self.endpoint + "/v1/feedback"
 
 
-def speedup(name: str) -> Any:
+def speedup(name: str, *args: Any) -> Any:
     """``llmpulse._speedups.<name>`` (a compiled fast path), or None where the extension is
-    not built or ``LLMPULSE_PURE_PYTHON`` is set: the caller then runs its Python reference."""
+    not built or ``LLMPULSE_PURE_PYTHON`` is set: the caller then runs its Python reference.
+
+    With ``args``, the part is called with them (a compiled helper bound to a class of ours),
+    and None is also what a TypeError or ValueError gives: the class no longer has the shape
+    the C code was written for, which must cost speed, never the import. (The tests assert
+    every part is in use, so such a change fails them.)"""
     if os.environ.get(ENV.PURE_PYTHON):
         return None
     try:
         from . import _speedups
     except ImportError:  # not built (no C compiler at install)
         return None
-    return getattr(_speedups, name)
+    part = getattr(_speedups, name)
+    if not args:
+        return part
+    try:
+        return part(*args)
+    except (TypeError, ValueError):
+        return None
 
 
 def _env(name: str, environ: Mapping[str, str]) -> str | None:

@@ -29,8 +29,6 @@ import orjson
 from ._config import speedup
 from ._stats import stats
 
-ChatExtractor = speedup("ChatExtractor")  # None: every response is read below
-
 __all__ = ["Extracted", "extract_response"]
 
 log = logging.getLogger("llmpulse")
@@ -86,9 +84,8 @@ def _kind_of(cls: type) -> int:
 # Where the C extension is built it reads the most common response, a plain Chat Completion
 # (no tool calls, no extra fields), with these same rules, and gives up (None) on anything
 # else; its contract is in _speedups.c and tests/sdk/test_speedups.py holds it to this module.
-_read_chat: Callable[[object], Extracted | None] | None = (
-    None if ChatExtractor is None else ChatExtractor(_KINDS, _PYDANTIC, Extracted).extract
-)
+_chat = speedup("ChatExtractor", _KINDS, _PYDANTIC, Extracted)  # None: every response is read below
+_read_chat: Callable[[object], Extracted | None] | None = None if _chat is None else _chat.extract
 
 
 def _get(obj: object, key: str) -> object:

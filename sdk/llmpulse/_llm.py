@@ -31,10 +31,9 @@ __all__ = ["BRIDGED", "Finisher", "LLMCall", "LLMSpec"]
 log = logging.getLogger("llmpulse")
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
-_SlotMaker = speedup("SlotMaker")
 # SpanEvent(name, time_ns, attributes): its slots written in C where the extension is built.
 _new_event: Callable[[str, int, dict[str, AttrValue]], SpanEvent] = (
-    SpanEvent if _SlotMaker is None else _SlotMaker(SpanEvent, ("name", "time_ns", "attributes"))
+    speedup("SlotMaker", SpanEvent, ("name", "time_ns", "attributes")) or SpanEvent
 )
 _TRUNCATION_MARK = "…[truncated {} chars]"
 _CACHE_MIN_CHARS = 256

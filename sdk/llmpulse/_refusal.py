@@ -66,8 +66,6 @@ from typing import Literal, NamedTuple, TypeAlias
 from llmpulse._config import speedup
 from llmpulse._exceptions import ConfigError
 
-Heads = speedup("Heads")  # None: the regex scans every space
-
 __all__ = ["CATEGORIES", "DEFAULT_PATTERNS", "HEAD_CHARS", "RefusalDetector", "RefusalMatch"]
 
 #: How many leading characters of a reply are scanned. The refusals in
@@ -400,7 +398,7 @@ def _build() -> _Compiled:
     # newlines, tabs and markdown asterisks in the text it scans, so a head at the start,
     # after a line break or inside **bold** still follows a space.
     search, order = _trie_regex({head: "(" + "|".join(f"(?:{t})" for t in ts) + ")" for head, ts in tails.items()})
-    scanner = None if Heads is None else Heads(order)
+    scanner = speedup("Heads", order)  # None: the regex scans every space
     return _Compiled(
         re.compile(" " + search),
         ("", *order),

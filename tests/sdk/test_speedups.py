@@ -28,7 +28,7 @@ from test_refusal import _load
 
 # _speedups is imported, not skipped when missing: `make test` builds it, and a build that
 # silently failed must fail the suite rather than hide these tests (as in test_otlpenc.py).
-from llmpulse import _checks, _extract, _llm, _redact, _refusal, _speedups
+from llmpulse import _checks, _config, _extract, _llm, _redact, _refusal, _speedups
 from llmpulse._checks import CheckContext
 from llmpulse._extract import Extracted
 from llmpulse._redact import _redact_unfiltered
@@ -616,3 +616,10 @@ def test_slot_maker_holds_one_reference_a_value_and_releases_it() -> None:
     del made
     gc.collect()
     assert [sys.getrefcount(v) for v in values] == before
+
+
+def test_a_part_bound_to_a_class_of_another_shape_costs_speed_not_the_import() -> None:
+    """speedup() gives None (the Python path) when a class no longer fits the C code."""
+    assert _config.speedup("SlotMaker", _Two, ("a",)) is None
+    assert _config.speedup("Heads", ["é"]) is None
+    assert isinstance(_config.speedup("SlotMaker", _Two, ("a", "b")), _speedups.SlotMaker)
