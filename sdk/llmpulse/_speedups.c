@@ -202,28 +202,34 @@ static Py_ssize_t first_head_bytes(const Heads *self, const unsigned char *p, Py
     return -1;
 }
 
-static PyObject *Heads_find(Heads *self, PyObject *const *args, Py_ssize_t nargs) {
+/* The (text: str, index: int) arguments of Heads' methods: the text (borrowed) and the index
+   clamped to 0..len(text); NULL with TypeError otherwise. */
+static PyObject *text_and_index(const char *method, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t *index) {
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "find(text, start) takes two arguments");
+        PyErr_Format(PyExc_TypeError, "%s takes two arguments", method);
         return NULL;
     }
     PyObject *text = args[0];
     if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "find: text must be str, not %.100s", Py_TYPE(text)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: text must be str, not %.100s", method, Py_TYPE(text)->tp_name);
         return NULL;
     }
-    Py_ssize_t start = PyNumber_AsSsize_t(args[1], NULL); /* clamps huge ints */
-    if (start == -1 && PyErr_Occurred())
+    Py_ssize_t i = PyNumber_AsSsize_t(args[1], NULL); /* clamps huge ints */
+    if ((i == -1 && PyErr_Occurred()) || PyUnicode_READY(text) < 0)
         return NULL;
-    if (PyUnicode_READY(text) < 0)
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    *index = i < 0 ? 0 : i > n ? n : i; /* also keeps i + 1 below n from overflowing */
+    return text;
+}
+
+static PyObject *Heads_find(Heads *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t start;
+    PyObject *text = text_and_index("find(text, start)", args, nargs, &start);
+    if (text == NULL)
         return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    if (start < 0)
-        start = 0;
-    if (start > n)
-        start = n; /* also keeps i + 1 below from overflowing */
     if (kind == PyUnicode_1BYTE_KIND)
         return PyLong_FromSsize_t(first_head_bytes(self, (const unsigned char *)data, n, start));
     for (Py_ssize_t i = start; i + 1 < n; i++) {
@@ -244,25 +250,10 @@ static unsigned char reply_map[256];
    U+2019 (the curly apostrophe, folded to ') and U+212A, the Kelvin sign, whose lowercase is
    "k". */
 static PyObject *Heads_find_in_reply(Heads *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "find_in_reply(text, limit) takes two arguments");
+    Py_ssize_t n; /* the characters read: min(len(text), limit) */
+    PyObject *text = text_and_index("find_in_reply(text, limit)", args, nargs, &n);
+    if (text == NULL)
         return NULL;
-    }
-    PyObject *text = args[0];
-    if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "find_in_reply: text must be str, not %.100s", Py_TYPE(text)->tp_name);
-        return NULL;
-    }
-    Py_ssize_t limit = PyNumber_AsSsize_t(args[1], NULL);
-    if (limit == -1 && PyErr_Occurred())
-        return NULL;
-    if (PyUnicode_READY(text) < 0)
-        return NULL;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (limit < 0)
-        limit = 0;
-    if (n > limit)
-        n = limit;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     unsigned char stack[1024];
@@ -861,7 +852,7 @@ static int intern_names(void) {
 }
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    if (intern_names() < 0 || PyType_Ready(&ChatExtractorType) < 0 || PyType_Ready(&SlotMakerType) < 0)
+    if (intern_names() < 0)
         return NULL;
     for (int c = 0; c < 256; c++) {
         mask_class[c] = (unsigned char)((c < 128 && is_token_char((Py_UCS4)c) ? C_TOKEN : 0) |
@@ -869,28 +860,15 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         unsigned char m = c >= 128 ? 0x80 : (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : (unsigned char)c;
         reply_map[c] = (m == '\n' || m == '\t' || m == '\r' || m == '*') ? ' ' : m;
     }
-    if (PyType_Ready(&HeadsType) < 0)
-        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    Py_INCREF(&HeadsType);
-    if (PyModule_AddObject(m, "Heads", (PyObject *)&HeadsType) < 0) {
-        Py_DECREF(&HeadsType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&ChatExtractorType);
-    if (PyModule_AddObject(m, "ChatExtractor", (PyObject *)&ChatExtractorType) < 0) {
-        Py_DECREF(&ChatExtractorType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&SlotMakerType);
-    if (PyModule_AddObject(m, "SlotMaker", (PyObject *)&SlotMakerType) < 0) {
-        Py_DECREF(&SlotMakerType);
-        Py_DECREF(m);
-        return NULL;
+    PyTypeObject *types[] = {&HeadsType, &ChatExtractorType, &SlotMakerType};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (PyType_Ready(types[i]) < 0 || PyModule_AddType(m, types[i]) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
     }
     return m;
 }
