@@ -527,7 +527,11 @@ def test_chat_extraction_keeps_no_references() -> None:
         before = [sys.getrefcount(o) for o in objects]
         for _ in range(50):
             _extract._read_chat(case)  # type: ignore[misc]
-        assert [sys.getrefcount(o) for o in objects] == before, case
+        after = [sys.getrefcount(o) for o in objects]
+        # A reference kept or dropped by a call shows as 50 (or 25) here. Shared objects (dict
+        # keys, "stop", None) may also move by a few while another test's thread winds down.
+        leaks = [(o, b, a) for o, b, a in zip(objects, before, after, strict=True) if abs(a - b) >= 20]
+        assert not leaks, (case, leaks)
 
 
 # --- slotted records built without their __init__ ---------------------------------------------
