@@ -308,68 +308,88 @@ static PyTypeObject HeadsType = {
     .tp_new = Heads_new,
 };
 
-/* The number shape of one character (see the comment at the top). */
-static inline char number_shape(Py_UCS4 c) {
-    if (c >= '0' && c <= '9')
-        return '0';
-    switch (c) {
-    case ' ': case '.': case '(': case ')': case '/':
-        return ' ';
-    case '-': case '+':
-        return (char)c;
-    default:
-        return 'x';
-    }
-}
-
 static inline int is_token_char(Py_UCS4 c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
 #define MIN_KEY_RUN 15 /* _redact._MIN_KEY_RUN */
 
-/* Does the number shape hold +0 or 0(?:[ -]000|0[ -]00[ -]00|0{12}) starting at i? */
-static int number_hint_at(int kind, const void *data, Py_ssize_t n, Py_ssize_t i) {
-    char s[13];
-    Py_ssize_t k, avail = n - i < 13 ? n - i : 13;
-    for (k = 0; k < avail; k++)
-        s[k] = number_shape(PyUnicode_READ(kind, data, i + k));
-    for (; k < 13; k++)
-        s[k] = 'x';
-    if (s[0] == '+')
-        return s[1] == '0';
-    if (s[0] != '0')
-        return 0;
-    if ((s[1] == ' ' || s[1] == '-') && s[2] == '0' && s[3] == '0' && s[4] == '0')
-        return 1;
-    if (s[1] == '0' && (s[2] == ' ' || s[2] == '-') && s[3] == '0' && s[4] == '0' && (s[5] == ' ' || s[5] == '-') &&
-        s[6] == '0' && s[7] == '0')
-        return 1;
-    for (k = 1; k < 13 && s[k] == '0'; k++)
-        ;
-    return k == 13;
-}
-
-/* Character classes of the first pass, for characters below 256 (the rest are none). */
+/* Character classes for characters below 256 (the rest are none of them): filled at import. */
 #define C_TOKEN 1
 #define C_DIGIT 2
 #define C_AT 4
-static unsigned char mask_class[256]; /* filled at import */
+static unsigned char mask_class[256];
+/* Each character's class in the number shape, 2 bits: a digit, a separator (" .()/" read as a
+   space, and "-": the hints accept either), "+", anything else (non-ASCII included). */
+enum { N_OTHER = 0, N_DIGIT = 1, N_SEP = 2, N_PLUS = 3 };
+static unsigned char number_class[256];
 
-/* "earer" or "EARER" in text (the prefilter of the Bearer pattern). */
-static int has_bearer_word(int kind, const void *data, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i + 5 <= n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c != 'e' && c != 'E')
-            continue;
-        const char *word = c == 'e' ? "earer" : "EARER";
-        Py_ssize_t k = 1;
-        while (k < 5 && PyUnicode_READ(kind, data, i + k) == (Py_UCS4)(unsigned char)word[k])
-            k++;
-        if (k == 5)
-            return 1;
-    }
-    return 0;
+#define PACK2(a, b) (((a) << 2) | (b))
+#define PACK5(a, b, c, d, e) ((PACK2(PACK2(PACK2(a, b), c), d) << 2) | (e))
+#define PACK8(a, b, c, d, e, f, g, h) ((PACK5(a, b, c, d, e) << 6) | ((f) << 4) | ((g) << 2) | (h))
+/* The hints, as the classes of the characters ending at the current one (latest lowest). */
+#define HINT_SEP3 PACK5(N_DIGIT, N_SEP, N_DIGIT, N_DIGIT, N_DIGIT) /* 0[ -]000 */
+#define HINT_PAIRS PACK8(N_DIGIT, N_DIGIT, N_SEP, N_DIGIT, N_DIGIT, N_SEP, N_DIGIT, N_DIGIT) /* 00[ -]00[ -]00 */
+#define HINT_PLUS PACK2(N_PLUS, N_DIGIT) /* +0 */
+/* "earer" and "EARER" as the last five bytes read, oldest highest. */
+#define BEARER_LOWER 0x6561726572ULL
+#define BEARER_UPPER 0x4541524552ULL
+
+/* Pass 1: a run of MIN_KEY_RUN token characters (1), else the classes seen (in *seen). */
+#define KEY_RUN_PASS(READ)                                                                         \
+    do {                                                                                           \
+        unsigned run = 0;                                                                          \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                       \
+            Py_UCS4 c = READ(i);                                                                   \
+            unsigned f = mask_class[c < 256 ? c : 0];                                              \
+            run = (f & C_TOKEN) ? run + 1 : 0;                                                     \
+            seen |= f;                                                                             \
+            if (run >= MIN_KEY_RUN)                                                                \
+                return 1;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+/* Pass 2 (after a digit): rolling windows of the last characters' number classes and bytes
+   find a hint or the Bearer word where it ends. */
+#define HINT_PASS(READ)                                                                            \
+    do {                                                                                           \
+        unsigned digits = 0, found = 0, window = 0;                                                \
+        uint64_t bytes = 0;                                                                        \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                       \
+            Py_UCS4 c = READ(i);                                                                   \
+            unsigned b = c < 256 ? (unsigned)c : 0;                                                \
+            unsigned k = number_class[b];                                                          \
+            digits = k == N_DIGIT ? digits + 1 : 0;                                                \
+            window = ((window << 2) | k) & 0xFFFF;                                                 \
+            bytes = ((bytes << 8) | b) & 0xFFFFFFFFFFULL;                                          \
+            found |= ((window & 0x3FF) == HINT_SEP3) | (window == HINT_PAIRS) |                    \
+                     ((window & 0xF) == HINT_PLUS) | (digits >= 13) | (bytes == BEARER_LOWER) |    \
+                     (bytes == BEARER_UPPER);                                                      \
+        }                                                                                          \
+        return (int)found;                                                                         \
+    } while (0)
+
+#define READ_BYTE(i) ((Py_UCS4)((const unsigned char *)data)[i])
+#define READ_ANY(i) PyUnicode_READ(kind, data, i)
+
+static int might_mask_1byte(const void *data, Py_ssize_t n) {
+    unsigned seen = 0;
+    KEY_RUN_PASS(READ_BYTE);
+    if (seen & C_AT)
+        return 1;
+    if (!(seen & C_DIGIT))
+        return 0;
+    HINT_PASS(READ_BYTE);
+}
+
+static int might_mask_any(int kind, const void *data, Py_ssize_t n) {
+    unsigned seen = 0;
+    KEY_RUN_PASS(READ_ANY);
+    if (seen & C_AT)
+        return 1;
+    if (!(seen & C_DIGIT))
+        return 0;
+    HINT_PASS(READ_ANY);
 }
 
 static PyObject *might_mask(PyObject *mod, PyObject *text) {
@@ -379,44 +399,11 @@ static PyObject *might_mask(PyObject *mod, PyObject *text) {
     }
     if (PyUnicode_READY(text) < 0)
         return NULL;
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    /* First pass: a run of 15 token characters, an "@", a digit. Branch-light: most text
-       has none of them, and this runs over every captured text. */
-    unsigned run = 0, seen = 0;
-    if (kind == PyUnicode_1BYTE_KIND) {
-        const unsigned char *p = data;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            unsigned f = mask_class[p[i]];
-            run = (f & C_TOKEN) ? run + 1 : 0;
-            seen |= f;
-            if (run >= MIN_KEY_RUN)
-                Py_RETURN_TRUE;
-        }
-    } else {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            unsigned f = c < 256 ? mask_class[c] : 0;
-            run = (f & C_TOKEN) ? run + 1 : 0;
-            seen |= f;
-            if (run >= MIN_KEY_RUN)
-                Py_RETURN_TRUE;
-        }
-    }
-    if (seen & C_AT)
-        Py_RETURN_TRUE;
-    if (!(seen & C_DIGIT))
-        Py_RETURN_FALSE;
-    /* A digit: the Bearer word, then the number hints. */
-    if (has_bearer_word(kind, data, n))
-        Py_RETURN_TRUE;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (((c >= '0' && c <= '9') || c == '+') && number_hint_at(kind, data, n, i))
-            Py_RETURN_TRUE;
-    }
-    Py_RETURN_FALSE;
+    int yes = kind == PyUnicode_1BYTE_KIND
+                  ? might_mask_1byte(PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
+                  : might_mask_any(kind, PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text));
+    return PyBool_FromLong(yes);
 }
 
 /* ---- slotted records built without their __init__ -------------------------------------------
@@ -857,6 +844,10 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     for (int c = 0; c < 256; c++) {
         mask_class[c] = (unsigned char)((c < 128 && is_token_char((Py_UCS4)c) ? C_TOKEN : 0) |
                                         (c >= '0' && c <= '9' ? C_DIGIT : 0) | (c == '@' ? C_AT : 0));
+        number_class[c] = (unsigned char)(c >= '0' && c <= '9'                                           ? N_DIGIT
+                                          : c == ' ' || c == '.' || c == '(' || c == ')' || c == '/' || c == '-' ? N_SEP
+                                          : c == '+'                                                     ? N_PLUS
+                                                                                                         : N_OTHER);
         unsigned char m = c >= 128 ? 0x80 : (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : (unsigned char)c;
         reply_map[c] = (m == '\n' || m == '\t' || m == '\r' || m == '*') ? ' ' : m;
     }
