@@ -37,7 +37,8 @@
  *
  *   might_mask(text) -> bool
  *
- * is whether any of those holds, read from the str's characters in one pass. A non-ASCII
+ * is whether any of those holds, read from the str's characters (a second pass, for the
+ * hints and the Bearer word, only when there is a digit). A non-ASCII
  * character's UTF-8 bytes are all >= 0x80, so they are "other" in both shapes however many
  * there are: none of the conditions counts such bytes, and a run of them breaks a token run
  * or a number hint as one of them does. tests/sdk/test_speedups.py checks it against the
