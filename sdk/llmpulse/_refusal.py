@@ -532,15 +532,19 @@ class RefusalDetector:
         """
         if not text:
             return None
+        start = 0  # where the scan below can hold the first head
         if self._builtin and not self._custom_parts:
             find_in_reply = _compiled().find_in_reply
-            if find_in_reply is not None and find_in_reply(text, HEAD_CHARS) == -1:
-                return None  # no head in the scanned head of the reply (most replies)
+            if find_in_reply is not None:
+                start = find_in_reply(text, HEAD_CHARS)
+                if start == -1:
+                    return None  # no head in the scanned head of the reply (most replies)
+                start = max(start, 0)  # -2: not known without building the scan
         window = text[:HEAD_CHARS].replace("’", "'")
         # A leading space lets heads and keywords at the very start follow a space too.
         lowered = " " + window.lower()
         scan = _blank(lowered)
-        found = _search_builtin(lowered, scan) if self._builtin else None
+        found = _search_builtin(lowered, scan, start) if self._builtin else None
         if found is None and self._custom_parts:
             found = _search_custom(self._custom, self._custom_parts, window)
         if found is None:
@@ -603,11 +607,10 @@ def _blank(lowered: str) -> str:
     return lowered
 
 
-def _search_builtin(lowered: str, scan: str) -> str | None:
+def _search_builtin(lowered: str, scan: str, pos: int = 0) -> str | None:
     # Patterns match on `scan` so "I'm\nnot able" still fits the literal "i'm " head; the
     # clause and caveat rules read `lowered`, where line breaks are still visible.
     search, group_heads, by_head, find_head, _ = _compiled()
-    pos = 0
     while True:
         if find_head is None:
             hit = search.search(scan, pos)
