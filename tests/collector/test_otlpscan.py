@@ -9,9 +9,7 @@ and without the scanner. The reference is what runs where the extension cannot b
 
 from __future__ import annotations
 
-import gc
 import random
-import tracemalloc
 from typing import Any
 
 import pytest
@@ -27,6 +25,7 @@ from llmpulse_collector import normalize
 from llmpulse_collector._otlpscan import scan  # the suite runs where the extension is built
 from llmpulse_collector.ingest import Limits, PayloadError, otlp
 from llmpulse_collector.normalize import EVENT_NAMES, ModelNames, Problems, truncate
+from memory import traced_growth
 
 LIM = 40  # short, so generated strings cross the cut
 _PRICES = PriceBook()
@@ -292,19 +291,13 @@ def test_scanning_leaks_no_objects() -> None:
         _with_bad_utf8(lambda rs: rs.scope_spans[0].spans[0].events[1].attributes.add(key="ZZZZ")),
         _plain_request().SerializeToString()[:-7],  # cut short: a parse error mid-span
     ]
-    for body in bodies:  # warm up (interned strings, caches)
-        scan(body, LIM, EVENT_NAMES, truncate)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(300):
-            for body in bodies:
-                scan(body, LIM, EVENT_NAMES, truncate)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    def scan_all() -> None:
+        for body in bodies:
+            scan(body, LIM, EVENT_NAMES, truncate)
+
+    scan_all()  # warm up (interned strings, caches)
+    grown = traced_growth(scan_all, 300)
     # one leaked object a span would be ~300 x 20 x 50 bytes = 300 KB
     assert grown < 16_384, grown
 

@@ -12,12 +12,10 @@ both paths.
 from __future__ import annotations
 
 import collections
-import gc
 import math
 import struct
 import sys
 import time
-import tracemalloc
 import types
 from collections.abc import Callable
 from typing import Any
@@ -27,11 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_otlp import LOOKALIKES, RESOURCE, SCOPE, T0, Color, Level, Tone, Unprintable, make_span, text
 
-# _otlpenc is imported, not skipped when missing: `make test` builds it, and a build that
-# silently failed must fail the suite rather than hide these tests (as in test_otlpscan.py).
 from llmpulse import _otlp, _otlpenc
 from llmpulse._otlp import ProtobufEncoder
 from llmpulse._span import SharedAttributes, SpanEvent, SpanRecord
+
+# _otlpenc is imported, not skipped when missing: `make test` builds it, and a build that
+# silently failed must fail the suite rather than hide these tests (as in test_otlpscan.py).
+from memory import traced_growth
 
 # derandomized: the same examples every run, so the suite's time does not depend on the seed
 SETTINGS = settings(
@@ -508,19 +508,14 @@ def test_encoding_leaks_no_memory() -> None:
     fields = (SHARED._resource_field, SHARED._scope_field)
     for batch in batches:  # warm up
         _otlpenc.encode(batch, *fields)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(30):
-            for make in _leak_batches():  # fresh objects: SharedAttributes get their encoding kept
-                _otlpenc.encode(make(), *fields)
-            for batch in batches:
-                _otlpenc.encode(batch, *fields)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    def encode_all() -> None:
+        for make in _leak_batches():  # fresh objects: SharedAttributes get their encoding kept
+            _otlpenc.encode(make(), *fields)
+        for batch in batches:
+            _otlpenc.encode(batch, *fields)
+
+    grown = traced_growth(encode_all, 30)
     # one leaked object a span would be ~30 x 130 spans x 30+ bytes = 117 KB
     assert grown < 16_384, grown
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import sys
-import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,14 +25,16 @@ from openai.types.chat import ChatCompletion
 from responses import openai_completion
 from test_refusal import _load
 
-# _speedups is imported, not skipped when missing: `make test` builds it, and a build that
-# silently failed must fail the suite rather than hide these tests (as in test_otlpenc.py).
 from llmpulse import _checks, _config, _extract, _llm, _redact, _refusal, _speedups
 from llmpulse._checks import CheckContext
 from llmpulse._extract import Extracted
 from llmpulse._redact import _redact_unfiltered
 from llmpulse._refusal import RefusalDetector, RefusalMatch
 from llmpulse._span import SpanEvent
+
+# _speedups is imported, not skipped when missing: `make test` builds it, and a build that
+# silently failed must fail the suite rather than hide these tests (as in test_otlpenc.py).
+from memory import traced_growth
 
 # derandomized: the same examples every run, so the suite's time does not depend on the seed
 SETTINGS = settings(
@@ -493,17 +494,12 @@ def _leak_cases() -> list[Any]:
 
 def test_chat_extraction_leaks_no_memory() -> None:
     cases = _leak_cases()
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(3000):
-            for case in cases:
-                _extract._read_chat(case)  # type: ignore[misc]
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    def read_all() -> None:
+        for case in cases:
+            _extract._read_chat(case)  # type: ignore[misc]
+
+    grown = traced_growth(read_all, 3000)
     assert grown < 16_384, grown  # one leaked object a call would be 24,000 x 16+ bytes
 
 
