@@ -16,7 +16,8 @@
      as ``make bench`` runs them), else ``--ingest-rate`` spans/s (default 16,000: half the
      target by the issue's ~64k rows/s). Then the same offered at ``--flat-out-rate``
      (default 16,000), more than the collector takes here, at the default priority and with
-     ``LLMPULSE_INGEST_NICE=10``; the rates reached are reported;
+     ``LLMPULSE_INGEST_NICE=10``; the rates reached are reported; and the paced figure again with
+     ``LLMPULSE_MERGE_NICE=0`` (merges at the API's priority instead of the default 10);
    - ``GET /api/traces/{id}`` for traces spread over the day.
    The collector's peak RSS (VmHWM) over all of it is reported against 1.5 GiB.
 3. Baseline, after the collector stops (one chDB process per path): a child process opens
@@ -135,6 +136,9 @@ def serve_and_measure(data_dir: Path, trace_ids: list[str], args: argparse.Names
     # Flat out again with ingest at a lower CPU priority: what LLMPULSE_INGEST_NICE buys.
     with running_collector(data_dir, env={**os.environ, "LLMPULSE_INGEST_NICE": "10"}, startup_s=300) as (port, _):
         out["stats_1h_flat_out_nice10"], out["flat_out_rate_nice10"] = _under_ingest(port, args, args.flat_out_rate)
+    # At the pace again with merges at the API's priority: what LLMPULSE_MERGE_NICE (10) buys.
+    with running_collector(data_dir, env={**os.environ, "LLMPULSE_MERGE_NICE": "0"}, startup_s=300) as (port, _):
+        out["stats_1h_ingest_merge0"], out["ingest_rate_merge0"] = _under_ingest(port, args, args.ingest_rate)
     return out
 
 
@@ -261,6 +265,8 @@ def main() -> int:
         Row(f"... flat out with LLMPULSE_INGEST_NICE=10 ({http_ms['flat_out_rate_nice10']:,.0f} spans/s taken)",
             round(nice10, 1), "ms", "ingest at the API's CPU priority (the default)", round(nice0, 1),
             round(nice10 / nice0, 3), None, None, command),
+        Row(f"... paced, merges at nice 0 (LLMPULSE_MERGE_NICE=0, {http_ms['ingest_rate_merge0']:,.0f} spans/s)",
+            round(http_ms["stats_1h_ingest_merge0"], 1), "ms", None, None, None, None, None, command),
         Row(f"GET /api/traces/{{id}} ({n})", round(http_ms["trace"], 1), "ms",
             "its spans without the trace_id skip index (no HTTP)", round(base["trace_spans_unindexed"], 1),
             round(base["trace_spans_indexed"] / base["trace_spans_unindexed"], 3),

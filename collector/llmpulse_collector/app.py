@@ -37,7 +37,7 @@ from .export.prometheus import WalGauges, build_registry, render
 from .ingest import DecodeResult, Limits, PayloadError
 from .ingest.otlp import decode_traces, encode_response
 from .normalize import ModelNames
-from .priority import favour_waiting_threads, lower_thread_priority
+from .priority import favour_waiting_threads, has_cap_sys_nice, lower_thread_priority
 from .settings import Settings
 from .storage import StorageError, StorageUnavailable, Store, queries
 from .storage.migrations import migrate
@@ -510,6 +510,26 @@ def _safe_dsn(dsn: str) -> str:
     return re.sub(r"//[^@/]*@", "//***@", dsn)
 
 
+def _check_engine_priorities(cfg: Settings, store: Store) -> None:
+    """Say when the embedded engine's threads will not run at the nice values asked for."""
+    if not store.embedded:
+        return
+    if store.merge_nice is not None and store.merge_nice != cfg.merge_nice:
+        log.warning(
+            "merge_priority_unchanged",
+            asked=cfg.merge_nice,
+            running=store.merge_nice,
+            reason="the embedded engine was already running in this process",
+        )
+    elif (cfg.merge_nice or cfg.ingest_nice) and not has_cap_sys_nice():
+        log.warning(
+            "engine_priority_unchanged",
+            merge_nice=cfg.merge_nice,
+            ingest_nice=cfg.ingest_nice,
+            reason="without CAP_SYS_NICE ClickHouse leaves its threads at nice 0 (merges, and inserts' own threads)",
+        )
+
+
 def _open(cfg: Settings) -> Collector:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.connect(
@@ -519,7 +539,9 @@ def _open(cfg: Settings) -> Collector:
         cluster=cfg.cluster,
         readers=cfg.query_readers,
         insert_nice=cfg.ingest_nice,
+        merge_nice=cfg.merge_nice,
     )
+    _check_engine_priorities(cfg, store)
     try:
         migrate(store)
         wal = WriteAheadLog(cfg.wal_path, max_bytes=cfg.wal_max_bytes, fsync=cfg.wal_fsync)

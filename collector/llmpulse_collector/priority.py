@@ -19,7 +19,7 @@ import threading
 
 import structlog
 
-__all__ = ["SWITCH_INTERVAL_S", "favour_waiting_threads", "lower_thread_priority", "thread_nice"]
+__all__ = ["SWITCH_INTERVAL_S", "favour_waiting_threads", "has_cap_sys_nice", "lower_thread_priority", "thread_nice"]
 
 log = structlog.get_logger("llmpulse.collector")
 
@@ -32,6 +32,26 @@ def thread_nice(native_id: int | None = None) -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id() if native_id is None else native_id)
     except OSError:
         return 0
+
+
+_CAP_SYS_NICE = 23  # linux/capability.h
+
+
+def has_cap_sys_nice() -> bool:
+    """True when this process holds ``CAP_SYS_NICE`` (Linux ``/proc/self/status``; False elsewhere).
+
+    ClickHouse sets the nice value of its own threads (``os_thread_priority``,
+    ``os_threads_nice_value_merge_mutate``) only with this capability, even a positive one
+    that any process may set on its own threads; without it those settings do nothing.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_SYS_NICE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def lower_thread_priority(nice: int) -> None:

@@ -84,6 +84,7 @@ _TRANSIENT_CODES = frozenset(
 # Settings every insert carries. chDB defaults to async_insert=1, under which
 # insert_deduplication_token does not deduplicate; max_partitions_per_insert_block=0 keeps a
 # batch spanning many days (skewed client clocks) from failing forever in the writer's retries.
+_MERGE_NICE = "os_threads_nice_value_merge_mutate"  # a server setting
 _INSERT_SETTINGS: dict[str, Any] = {
     "async_insert": 0,
     "insert_deduplicate": 1,
@@ -250,6 +251,8 @@ class Store:
         self.retention_days = retention_days
         self.cluster = cluster
         self.embedded_path = embedded_path
+        # The nice value the embedded engine runs its merges at (see ``connect``); None on a server.
+        self.merge_nice: int | None = None
         self._writer = writer
         self._readers = tuple(readers)
         self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
@@ -282,6 +285,7 @@ class Store:
         cluster: str | None = None,
         readers: int = 4,
         insert_nice: int = 0,
+        merge_nice: int = 0,
     ) -> Store:
         """Open (and create if missing) ``database`` on the ClickHouse that ``dsn`` names.
 
@@ -292,7 +296,11 @@ class Store:
         ``migrations``). ``readers`` is how many queries may run at once (one client each).
         ``insert_nice`` (0 to 19) lowers the CPU priority of the threads chDB runs inserts on
         (embedded only: ClickHouse's ``os_thread_priority``, applied where the process may
-        renice threads), so queries win when both want the CPU.
+        renice threads), so queries win when both want the CPU. ``merge_nice`` (0 to 19) does
+        the same for the embedded engine's background merges (ClickHouse's server setting
+        ``os_threads_nice_value_merge_mutate``, taken when the engine starts: the first store
+        opened in a process; ``merge_nice`` then tells what the engine runs with). A server
+        takes that setting from its own configuration.
         Raises ``StorageError`` (``StorageUnavailable`` if the server is unreachable);
         ``ValueError`` for a bad database, cluster name or reader count.
 
@@ -307,8 +315,10 @@ class Store:
             raise ValueError(f"readers must be an integer from 1 to 64, got {readers!r}")
         if isinstance(insert_nice, bool) or not isinstance(insert_nice, int) or not 0 <= insert_nice <= 19:
             raise ValueError(f"insert_nice must be an integer from 0 to 19, got {insert_nice!r}")
+        if isinstance(merge_nice, bool) or not isinstance(merge_nice, int) or not 0 <= merge_nice <= 19:
+            raise ValueError(f"merge_nice must be an integer from 0 to 19, got {merge_nice!r}")
         if dsn.startswith("chdb:"):
-            return cls._connect_embedded(dsn, database, retention_days, cluster, readers, insert_nice)
+            return cls._connect_embedded(dsn, database, retention_days, cluster, readers, insert_nice, merge_nice)
         if not dsn.startswith(("http://", "https://")):
             raise StorageError(f"unsupported storage DSN {_redact(dsn)!r}: use chdb:///abs/path or http(s)://host:8123")
         opened: list[Client] = []
@@ -340,25 +350,36 @@ class Store:
 
     @classmethod
     def _connect_embedded(
-        cls, dsn: str, database: str, retention_days: int, cluster: str | None, readers: int, insert_nice: int
+        cls,
+        dsn: str,
+        database: str,
+        retention_days: int,
+        cluster: str | None,
+        readers: int,
+        insert_nice: int,
+        merge_nice: int,
     ) -> Store:
         if cluster is not None:
             raise StorageError("cluster mode needs a ClickHouse server (http(s)://...), not the embedded chDB")
         path = _embedded_path_of(dsn)
         _acquire_embedded(path)
+        # Server settings: the engine takes them from the connection that starts it.
+        engine: dict[str, Any] = {"chdb_options": {_MERGE_NICE: merge_nice}} if merge_nice else {}
         opened: list[Client] = []
         try:
             try:
                 # The engine-level connection: the database may not exist yet.
-                admin = clickhouse_connect.get_client(dsn=dsn)
+                admin = clickhouse_connect.get_client(dsn=dsn, **engine)
             except ProgrammingError as exc:
                 raise _embedded_open_error(path, exc) from exc
             opened.append(admin)
             _create_database(admin, database)
-            writer = clickhouse_connect.get_client(dsn=dsn, database=database)
+            setting = "SELECT value FROM system.server_settings WHERE name = {n:String}"
+            running_merge_nice = int(str(admin.command(setting, parameters={"n": _MERGE_NICE}) or 0))
+            writer = clickhouse_connect.get_client(dsn=dsn, database=database, **engine)
             opened.append(writer)
             for _ in range(readers):
-                opened.append(clickhouse_connect.get_client(dsn=dsn, database=database))
+                opened.append(clickhouse_connect.get_client(dsn=dsn, database=database, **engine))
         except StorageError:
             for client in reversed(opened):
                 client.close()
@@ -371,7 +392,7 @@ class Store:
             raise _wrap(exc, f"opening the embedded store {path}") from exc
         # Keep the admin handle until the others exist: closing chDB's last handle stops the engine.
         admin.close()
-        return cls(
+        store = cls(
             dsn=dsn,
             database=database,
             retention_days=retention_days,
@@ -381,6 +402,8 @@ class Store:
             readers=opened[2:],
             insert_nice=insert_nice,
         )
+        store.merge_nice = running_merge_nice
+        return store
 
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, dedup_token: str
