@@ -3,8 +3,9 @@
 ``llmpulse_collector._otlpscan`` decodes OTLP protobuf bodies in the collector,
 ``llmpulse._otlpenc`` encodes them in the SDK's exporter, and ``llmpulse._speedups`` holds
 fast paths of the exporter's processing (refusal scan, redaction prefilters, reading Chat
-Completions; see their sources). All are optional: where they cannot be compiled (no C compiler, a big-endian host) the install still
-succeeds and the package uses its pure-Python code, which gives the same results.
+Completions; see their sources). All are optional: where they cannot be compiled (no C
+compiler, a big-endian host) the install still succeeds and the package uses its pure-Python
+code, which gives the same results.
 """
 
 from setuptools import Extension, setup

@@ -522,7 +522,9 @@ def _check_engine_priorities(cfg: Settings, store: Store) -> None:
             reason="the embedded engine was already running in this process",
         )
     elif (cfg.merge_nice or cfg.ingest_nice) and not has_cap_sys_nice():
-        log.warning(
+        # A warning when asked for; the default merge priority not taking is only worth a note.
+        asked = cfg.ingest_nice or "merge_nice" in cfg.model_fields_set
+        (log.warning if asked else log.info)(
             "engine_priority_unchanged",
             merge_nice=cfg.merge_nice,
             ingest_nice=cfg.ingest_nice,

@@ -714,6 +714,16 @@ def test_compose_bind_mounts_exist_in_the_repository(service: str, source: str, 
         assert path.is_file(), f"{service}: {source} mounted as a file must be a file"
 
 
+def test_the_clickhouse_server_merges_at_the_collectors_merge_priority() -> None:
+    """The server's merges are niced as the embedded store's are (LLMPULSE_MERGE_NICE's default),
+    and compose gives the server the capability ClickHouse needs to apply it."""
+    element = ch_config().find("os_threads_nice_value_merge_mutate")
+    assert element is not None
+    assert element.text is not None
+    assert int(element.text) == Settings.model_fields["merge_nice"].default
+    assert "SYS_NICE" in compose()["services"]["clickhouse"].get("cap_add", [])
+
+
 def test_compose_collector_reaches_clickhouse_as_the_configured_user() -> None:
     project = compose()
     services = project["services"]
