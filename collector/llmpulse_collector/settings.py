@@ -62,9 +62,9 @@ class Settings(BaseSettings):
         ge=0,
         le=19,
         description="nice value of the embedded store's background merges (0: the same as the API's): queries and "
-        "inserts go first and merges take the CPU they leave. ClickHouse sets it only with CAP_SYS_NICE (else a "
-        "warning is logged and merges run at nice 0); a ClickHouse server takes os_threads_nice_value_merge_mutate "
-        "in its own configuration instead",
+        "inserts go first and merges take the CPU they leave. ClickHouse sets it only with CAP_SYS_NICE (without "
+        "it the collector says so in its log and merges run at nice 0); a ClickHouse server takes "
+        "os_threads_nice_value_merge_mutate in its own configuration instead",
     )
     query_readers: int = Field(
         default=4, ge=1, le=64, description="ClickHouse queries the API may run at once (one client each)"

@@ -81,10 +81,11 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 
+# The server setting that sets the nice value of ClickHouse's merge threads while they merge.
+_MERGE_NICE = "os_threads_nice_value_merge_mutate"
 # Settings every insert carries. chDB defaults to async_insert=1, under which
 # insert_deduplication_token does not deduplicate; max_partitions_per_insert_block=0 keeps a
 # batch spanning many days (skewed client clocks) from failing forever in the writer's retries.
-_MERGE_NICE = "os_threads_nice_value_merge_mutate"  # a server setting
 _INSERT_SETTINGS: dict[str, Any] = {
     "async_insert": 0,
     "insert_deduplicate": 1,
