@@ -23,10 +23,11 @@ PARTS = {
     "collector OTLP scanner": "otlp._c_scan is not None",
     "collector span rows": "normalize._c_span is not None",
     "collector assertion rows": "normalize._c_assertion is not None",
+    "collector Native log entries": "native._c_native is not None",
 }
 PROBE = (
     "from llmpulse import _checks, _extract, _llm, _otlp, _redact, _refusal; "
-    "from llmpulse_collector import normalize; from llmpulse_collector.ingest import otlp; "
+    "from llmpulse_collector import native, normalize; from llmpulse_collector.ingest import otlp; "
     f"print({', '.join(PARTS.values())})"
 )
 

@@ -1382,6 +1382,243 @@ done:
     return row;
 }
 
+/* -- native_block: rows -> one ClickHouse Native block ----------------------------------- */
+/*
+ * native_block(rows, columns) -> bytes | None
+ *
+ * The bytes clickhouse-connect would send for an insert of `rows` (its NativeTransform, column
+ * oriented, one block): LEB128 column and row counts, then per column its header and data.
+ * `rows` is a list of dicts holding exactly the keys of `columns` (the normaliser's rows);
+ * `columns` is a tuple of (key, header, code, default) in table order: header is the column's
+ * name and wire type as Native writes them, code the wire type (W_* below), default what None
+ * stands for in a column that is not Nullable (storage's _fill_defaults does the same).
+ *
+ * Returns None, having written nothing, for anything clickhouse-connect would take differently
+ * or refuse: a row that is not a dict or has other keys, a value of another Python type (bool,
+ * bytes, a float in an integer column, ...), an integer out of the column's range, a str with
+ * lone surrogates. The caller then keeps the rows as JSON and the driver's path handles them.
+ * Checked against clickhouse-connect's own bytes by tests/collector/test_native.py.
+ */
+enum { W_STRING, W_UINT8, W_UINT64, W_FLOAT64, W_NULLABLE_FLOAT64, W_INT64, W_ARRAY_STRING, W_N };
+
+typedef struct {
+    char *p;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} Out;
+
+static int out_reserve(Out *o, Py_ssize_t n) {
+    if (o->cap - o->len >= n) return OK;
+    Py_ssize_t cap = o->cap ? o->cap : 1 << 16;
+    while (cap - o->len < n) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return FAIL;
+        }
+        cap *= 2;
+    }
+    char *p = PyMem_Realloc(o->p, (size_t)cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return FAIL;
+    }
+    o->p = p;
+    o->cap = cap;
+    return OK;
+}
+
+static int out_write(Out *o, const void *s, Py_ssize_t n) {
+    if (out_reserve(o, n) != OK) return FAIL;
+    memcpy(o->p + o->len, s, (size_t)n);
+    o->len += n;
+    return OK;
+}
+
+static int out_leb128(Out *o, uint64_t v) {
+    uint8_t b[10];
+    int n = 0;
+    do {
+        b[n] = v & 0x7F;
+        v >>= 7;
+        if (v) b[n] |= 0x80;
+        n++;
+    } while (v);
+    return out_write(o, b, n);
+}
+
+/* An exception a conversion raised for a value out of range or not encodable: clear it, fall back. */
+static int conversion_failed(void) {
+    if (PyErr_ExceptionMatches(PyExc_OverflowError) || PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        PyErr_Clear();
+        return FALLBACK;
+    }
+    return FAIL;
+}
+
+static int put_str(Out *o, PyObject *v) {
+    if (!PyUnicode_CheckExact(v)) return FALLBACK;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+    if (s == NULL) return conversion_failed();
+    if (out_leb128(o, (uint64_t)n) != OK || out_write(o, s, n) != OK) return FAIL;
+    return OK;
+}
+
+static int as_u64(PyObject *v, uint64_t max, uint64_t *out) {
+    if (!PyLong_CheckExact(v)) return FALLBACK;
+    unsigned long long x = PyLong_AsUnsignedLongLong(v); /* OverflowError for a negative number */
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) return conversion_failed();
+    if (x > max) return FALLBACK;
+    *out = x;
+    return OK;
+}
+
+static int as_double(PyObject *v, double *out) {
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        return OK;
+    }
+    if (!PyLong_CheckExact(v)) return FALLBACK;
+    *out = PyLong_AsDouble(v);
+    if (*out == -1.0 && PyErr_Occurred()) return conversion_failed();
+    return OK;
+}
+
+/* One column's values (fixed-width types), after the header. */
+static int put_fixed(Out *o, int code, PyObject *v) {
+    int st;
+    uint64_t u;
+    double d;
+    switch (code) {
+    case W_UINT8:
+        if ((st = as_u64(v, 0xFF, &u)) != OK) return st;
+        {
+            uint8_t b = (uint8_t)u;
+            return out_write(o, &b, 1);
+        }
+    case W_UINT64:
+        if ((st = as_u64(v, UINT64_MAX, &u)) != OK) return st;
+        return out_write(o, &u, 8);
+    case W_FLOAT64:
+    case W_NULLABLE_FLOAT64:
+        if ((st = as_double(v, &d)) != OK) return st;
+        return out_write(o, &d, 8);
+    case W_INT64: {
+        if (!PyLong_CheckExact(v)) return FALLBACK;
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow) return FALLBACK;
+        if (x == -1 && PyErr_Occurred()) return FAIL;
+        int64_t i = x;
+        return out_write(o, &i, 8);
+    }
+    }
+    return FALLBACK;
+}
+
+static int native_column(Out *o, PyObject *rows, PyObject *key, int code, PyObject *dflt) {
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    int st;
+    /* The values, None standing for the default except in the Nullable column. */
+#define VALUE(i, v)                                                                                                    \
+    do {                                                                                                               \
+        (v) = PyDict_GetItemWithError(PyList_GET_ITEM(rows, (i)), key);                                                \
+        if ((v) == NULL) return PyErr_Occurred() ? FAIL : FALLBACK;                                                    \
+        if ((v) == Py_None && code != W_NULLABLE_FLOAT64) (v) = dflt;                                                  \
+    } while (0)
+    PyObject *v;
+    if (code == W_STRING) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            VALUE(i, v);
+            if ((st = put_str(o, v)) != OK) return st;
+        }
+        return OK;
+    }
+    if (code == W_NULLABLE_FLOAT64) { /* the null map, then every value (0 where null) */
+        if (out_reserve(o, n) != OK) return FAIL;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            VALUE(i, v);
+            o->p[o->len++] = v == Py_None;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            VALUE(i, v);
+            if (v == Py_None) {
+                double zero = 0.0;
+                if (out_write(o, &zero, 8) != OK) return FAIL;
+            } else if ((st = put_fixed(o, code, v)) != OK) {
+                return st;
+            }
+        }
+        return OK;
+    }
+    if (code == W_ARRAY_STRING) { /* each row's end offset into the flattened items, then the items */
+        uint64_t end = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            VALUE(i, v);
+            if (!PyList_CheckExact(v) && !PyTuple_CheckExact(v)) return FALLBACK;
+            end += (uint64_t)PySequence_Fast_GET_SIZE(v);
+            if (out_write(o, &end, 8) != OK) return FAIL;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            VALUE(i, v);
+            Py_ssize_t m = PySequence_Fast_GET_SIZE(v);
+            PyObject **items = PySequence_Fast_ITEMS(v);
+            for (Py_ssize_t j = 0; j < m; j++)
+                if ((st = put_str(o, items[j])) != OK) return st;
+        }
+        return OK;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        VALUE(i, v);
+        if ((st = put_fixed(o, code, v)) != OK) return st;
+    }
+    return OK;
+#undef VALUE
+}
+
+static PyObject *native_block(PyObject *self, PyObject *args) {
+    PyObject *rows, *columns;
+    if (!PyArg_ParseTuple(args, "O!O!:native_block", &PyList_Type, &rows, &PyTuple_Type, &columns)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(rows), ncols = PyTuple_GET_SIZE(columns);
+    for (Py_ssize_t c = 0; c < ncols; c++) {
+        PyObject *spec = PyTuple_GET_ITEM(columns, c);
+        if (!PyTuple_CheckExact(spec) || PyTuple_GET_SIZE(spec) != 4 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(spec, 0)) ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(spec, 1)) || !PyLong_CheckExact(PyTuple_GET_ITEM(spec, 2))) {
+            PyErr_SetString(PyExc_TypeError, "native_block: each column is (key: str, header: bytes, code: int, default)");
+            return NULL;
+        }
+        long code = PyLong_AsLong(PyTuple_GET_ITEM(spec, 2));
+        if (code < 0 || code >= W_N) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "native_block: unknown wire type code %ld", code);
+            return NULL;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyDict_CheckExact(row) || PyDict_GET_SIZE(row) != ncols) Py_RETURN_NONE;
+    }
+    Out o = {NULL, 0, 0};
+    int st = out_leb128(&o, (uint64_t)ncols);
+    if (st == OK) st = out_leb128(&o, (uint64_t)n);
+    for (Py_ssize_t c = 0; c < ncols && st == OK; c++) {
+        PyObject *spec = PyTuple_GET_ITEM(columns, c);
+        PyObject *header = PyTuple_GET_ITEM(spec, 1);
+        st = out_write(&o, PyBytes_AS_STRING(header), PyBytes_GET_SIZE(header));
+        if (st == OK)
+            st = native_column(&o, rows, PyTuple_GET_ITEM(spec, 0), (int)PyLong_AsLong(PyTuple_GET_ITEM(spec, 2)),
+                               PyTuple_GET_ITEM(spec, 3));
+    }
+    PyObject *result = NULL;
+    if (st == OK) {
+        result = PyBytes_FromStringAndSize(o.p, o.len);
+    } else if (st == FALLBACK) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    PyMem_Free(o.p);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(body, lim, event_names, truncate) -> list | None: an OTLP ExportTraceServiceRequest's "
@@ -1393,6 +1630,9 @@ static PyMethodDef methods[] = {
     {"assertion_row", (PyCFunction)(void (*)(void))assertion_row, METH_FASTCALL,
      "assertion_row(template, labels, trace_id, span_id, time, attrs, keys) -> dict | None: "
      "normalize.Normalizer._assertion's row, or None for an event it skips with a warning."},
+    {"native_block", native_block, METH_VARARGS,
+     "native_block(rows, columns) -> bytes | None: the rows as one ClickHouse Native block (what "
+     "clickhouse-connect sends), or None to leave them to the driver."},
     {NULL, NULL, 0, NULL},
 };
 

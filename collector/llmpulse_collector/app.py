@@ -42,7 +42,7 @@ from .settings import Settings
 from .storage import StorageError, StorageUnavailable, Store, queries
 from .storage.migrations import migrate
 from .wal import WalError, WalFull, WriteAheadLog
-from .writer import Columns, Writer, encode_entry
+from .writer import Columns, Native, Writer, encode_entry
 
 __all__ = ["create_app"]
 
@@ -83,8 +83,11 @@ class Collector:
     # Decoding OTLP bodies, at the ingest threads' priority (``Settings.ingest_nice``).
     decode_pool: ThreadPoolExecutor | None = None
 
-    def insert(self, table: str, data: Columns, token: str) -> None:
-        self.store.insert_columns(table, data.names, data.values, dedup_token=token)
+    def insert(self, table: str, data: Columns | Native, token: str) -> None:
+        if isinstance(data, Native):
+            self.store.insert_native(table, data.names, data.data, rows=data.count, dedup_token=token)
+        else:
+            self.store.insert_columns(table, data.names, data.values, dedup_token=token)
 
 
 def _status_body(code: int, message: str, json: bool) -> tuple[bytes, str]:

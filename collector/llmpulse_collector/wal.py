@@ -116,7 +116,7 @@ class Entry:
 
     id: int  # monotonically increasing, never reused (AUTOINCREMENT)
     kind: str  # e.g. "spans", "feedback"
-    payload: bytes  # opaque to the log (the collector stores orjson rows)
+    payload: bytes  # opaque to the log (the collector stores Native blocks or JSON columns: writer.py)
     created_at: float  # time.time() when append was called
 
 

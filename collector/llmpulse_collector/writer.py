@@ -13,11 +13,13 @@ replays). A request whose rows are still refused is appended to the dead-letter 
 (``dead-letter.jsonl`` beside the log, fsynced, with the error) and counted; the rest of the
 batch lands and the log moves on.
 
-Payloads are column-oriented (``encode_entry``): one JSON array per column instead of one
-object per row, so the log is smaller, decoding it builds no per-row dicts, and a batch is
-handed to ClickHouse as columns without touching each row in Python. Entries written by
-older collectors (a list of row objects per table) are still read (``decode_entry``), so a
-log left on disk by an upgrade replays as it was.
+Payloads (``encode_entry``) hold each table's rows as a ClickHouse Native block where the C
+extension is built (``native.py``): the writer concatenates a batch's blocks and inserts them
+without touching a value in Python. Otherwise, and for rows the encoder leaves to the driver,
+they are column-oriented JSON: one array per column instead of one object per row, handed to
+ClickHouse as columns. Entries written by older collectors (JSON columns, or a list of row
+objects per table) are still read (``decode_entry``), so a log left on disk by an upgrade
+replays as it was; a batch mixing formats goes through the columns path.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from typing import Any
 import orjson
 import structlog
 
+from . import native
 from .priority import lower_thread_priority
 from .rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHEMA
 from .storage import StorageError, StorageUnavailable
 from .wal import Batch, WalClosed, WriteAheadLog
 
-__all__ = ["TABLES", "Columns", "Writer", "decode_entry", "encode_entry"]
+__all__ = ["TABLES", "Columns", "Native", "Writer", "decode_entry", "encode_entry"]
 
 log = structlog.get_logger("llmpulse.collector")
 
@@ -81,13 +84,40 @@ class Columns:
         return f"Columns({self.count} rows of {', '.join(self.names)})"
 
 
-def encode_entry(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
-    """A WAL payload: per table, ``{"columns": [names], "values": [[one column's values], ...]}``.
+class Native:
+    """Rows of one table as ClickHouse Native blocks (one per log entry, concatenated)."""
 
-    Rows normally share one key set (the normaliser builds each from one template); if they
-    do not, the table is written as a list of row objects instead, the format older
-    collectors wrote, which ``decode_entry`` still reads.
+    __slots__ = ("count", "data", "names")
+
+    def __init__(self, names: Sequence[str], count: int, data: bytes) -> None:
+        self.names = tuple(names)
+        self.count = count
+        self.data = data
+
+    def columns(self) -> Columns:
+        names, values, count = native.read_blocks(self.data)
+        if names != self.names or count != self.count:
+            raise ValueError(f"Native rows do not match their header: {count} rows of {names}")
+        return Columns(names, values, count)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self.columns().rows()
+
+    def __repr__(self) -> str:
+        return f"Native({self.count} rows of {', '.join(self.names)})"
+
+
+def encode_entry(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
+    """A WAL payload: Native blocks (``native.encode``) where the C encoder takes the rows, else JSON.
+
+    JSON: per table, ``{"columns": [names], "values": [[one column's values], ...]}``. Rows
+    normally share one key set (the normaliser builds each from one template); if they do
+    not, the table is written as a list of row objects instead, the format older collectors
+    wrote, which ``decode_entry`` still reads.
     """
+    blocks = native.encode(rows)
+    if blocks is not None:
+        return blocks
     out: dict[str, Any] = {}
     for key, table_rows in rows.items():
         if not table_rows:
@@ -110,9 +140,11 @@ def encode_entry(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
     return orjson.dumps(out)
 
 
-def decode_entry(payload: bytes) -> dict[str, Columns]:
-    """A WAL payload, either format, as ``Columns`` per table key."""
-    out: dict[str, Columns] = {}
+def decode_entry(payload: bytes) -> dict[str, Columns | Native]:
+    """A WAL payload, any format, as ``Native`` or ``Columns`` per table key."""
+    if payload[:1] == native.MAGIC:
+        return {key: Native(names, count, data) for key, (names, count, data) in native.decode(payload).items()}
+    out: dict[str, Columns | Native] = {}
     for key, part in orjson.loads(payload).items():
         if type(part) is dict:  # column-oriented
             values = part["values"]
@@ -122,13 +154,23 @@ def decode_entry(payload: bytes) -> dict[str, Columns]:
     return out
 
 
-def _merge(key: str, parts: Sequence[Columns]) -> Columns:
-    """One table's parts in the table's column order, missing columns filled with defaults."""
+def _merge(key: str, parts: Sequence[Columns | Native]) -> Columns | Native:
+    """One table's parts as one insert: Native blocks concatenated when every part is one with
+    the same columns; else columns in the table's order, missing ones filled with defaults.
+
+    Deterministic for a given batch, so a replay sends the same insert under the same token.
+    """
+    natives = [p for p in parts if isinstance(p, Native) and p.names == parts[0].names]
+    if len(natives) == len(parts):
+        if len(natives) == 1:
+            return natives[0]
+        return Native(natives[0].names, sum(p.count for p in natives), b"".join(p.data for p in natives))
     columns = TABLES[key][1]
     defaults = _DEFAULTS[key]
     values: list[list[Any]] = [[] for _ in columns]
     count = 0
-    for part in parts:
+    for given in parts:
+        part = given.columns() if isinstance(given, Native) else given
         index = {name: i for i, name in enumerate(part.names)}
         for out, name in zip(values, columns, strict=True):
             i = index.get(name)
@@ -146,7 +188,7 @@ class Writer:
     def __init__(
         self,
         wal: WriteAheadLog,
-        insert: Callable[[str, Columns, str], None],
+        insert: Callable[[str, Columns | Native, str], None],
         *,
         max_entries: int = 1000,
         max_bytes: int = 16 << 20,
@@ -267,7 +309,7 @@ class Writer:
     def write(self, batch: Batch) -> None:
         """Insert one batch's rows, table by table, then complete it in the log."""
         started = time.perf_counter()
-        parts: dict[str, list[Columns]] = {}
+        parts: dict[str, list[Columns | Native]] = {}
         for entry in batch.entries:
             for key, part in decode_entry(entry.payload).items():
                 parts.setdefault(key, []).append(part)

@@ -42,7 +42,7 @@ from llmpulse_collector.rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHE
 
 from . import StorageError, StorageUnavailable
 
-__all__ = ["TABLE_SCHEMAS", "Store", "check_identifier"]
+__all__ = ["TABLE_SCHEMAS", "Store", "check_identifier", "wire_type"]
 
 # (column, ClickHouse type, python default) per table that rows are inserted into.
 TABLE_SCHEMAS: dict[str, tuple[tuple[str, str, Any], ...]] = {
@@ -91,14 +91,14 @@ _INSERT_SETTINGS: dict[str, Any] = {
     "insert_deduplicate": 1,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
     "max_partitions_per_insert_block": 0,
-    # LowCardinality columns go on the wire as plain String (see _wire_type): ClickHouse
+    # LowCardinality columns go on the wire as plain String (see wire_type): ClickHouse
     # builds their dictionaries in C++, instead of clickhouse-connect in Python.
     "input_format_native_allow_types_conversion": 1,
 }
 _LOW_CARDINALITY = re.compile(r"LowCardinality\((.*?)\)")
 
 
-def _wire_type(column_type: str) -> str:
+def wire_type(column_type: str) -> str:
     """The type an insert sends a column as: LowCardinality(T) as T.
 
     clickhouse-connect builds a LowCardinality column's dictionary in Python, one dict lookup
@@ -455,12 +455,37 @@ class Store:
             except Exception as exc:
                 raise _wrap(exc, f"insert of {len(data[0])} rows into {table}") from exc
 
+    def insert_native(self, table: str, columns: Sequence[str], data: bytes, *, rows: int, dedup_token: str) -> None:
+        """Insert ``rows`` rows given as ClickHouse Native blocks (``native.py``), as they are.
+
+        The blocks name their columns and wire types (LowCardinality columns as their plain
+        type, as :meth:`insert_columns` sends them); ``columns`` is the insert's column list.
+        Same contract as :meth:`insert` otherwise: idempotent per ``dedup_token``, raises
+        ``StorageUnavailable`` (retry) or ``StorageError``.
+        """
+        if not rows:
+            return
+        check_identifier(table, "table")
+        for column in columns:
+            check_identifier(column, "column")
+        if not dedup_token:
+            raise ValueError("dedup_token must be a non-empty string derived from the batch's identity")
+        settings = dict(self._insert_settings, insert_deduplication_token=dedup_token)
+        if self.cluster:
+            settings["distributed_foreground_insert"] = 1  # acknowledged = written on the shards
+        with self._write_lock:
+            self._check_open()
+            try:
+                self._writer.raw_insert(table, list(columns), insert_block=data, settings=settings, fmt="Native")
+            except Exception as exc:
+                raise _wrap(exc, f"insert of {rows} rows into {table}") from exc
+
     def _column_types(self, table: str, columns: Sequence[str]) -> list[ClickHouseType] | None:
         key = (table, tuple(columns))
         if key not in self._types:
             schema = {name: ctype for name, ctype, _ in TABLE_SCHEMAS.get(table, ())}
             if all(c in schema for c in columns):
-                self._types[key] = [get_from_name(_wire_type(schema[c])) for c in columns]
+                self._types[key] = [get_from_name(wire_type(schema[c])) for c in columns]
             else:
                 self._types[key] = None  # not a row table: the driver asks the server (one DESCRIBE)
         return self._types[key]
