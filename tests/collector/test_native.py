@@ -339,3 +339,28 @@ def test_a_block_clickhouse_cannot_read_is_a_storage_error(store: Any) -> None:
         store.insert_native("spans", ["na me"], part.data, rows=2, dedup_token="t")
     assert store.query("SELECT count() AS n FROM spans")[0]["n"] == 0
     assert set(TABLE_SCHEMAS) >= set(SCHEMAS)
+
+
+def test_a_batch_of_blocks_is_one_part(store: Any) -> None:
+    """ClickHouse squashes the concatenated blocks of a batch into one part, as it does the
+    driver's one block: a part per request would multiply merges."""
+    blocks = [decode_entry(encode_entry({"spans": _spans(10 * e, 10)}))["spans"] for e in range(5)]
+    data = b"".join(b.data for b in blocks)  # type: ignore[union-attr]
+    store.insert_native("spans", blocks[0].names, data, rows=50, dedup_token="batch-2:spans")
+    parts = store.query(
+        "SELECT count() AS n, sum(rows) AS r FROM system.parts"
+        " WHERE database = currentDatabase() AND table = 'spans' AND active"
+    )
+    assert parts == [{"n": 1, "r": 50}]
+
+
+def test_a_column_the_table_lacks_is_a_storage_error(store: Any) -> None:
+    """A collector newer than its database (the runbook's schema mismatch): the insert is refused
+    as bad data, not retried forever as an outage, so the writer isolates and dead-letters it."""
+    store.command("ALTER TABLE feedback DROP COLUMN comment")
+    row = dict(template("feedback"), time=int(time.time() * 1000), name="thumbs")
+    part = decode_entry(encode_entry({"feedback": [row]}))["feedback"]
+    assert isinstance(part, Native)
+    with pytest.raises(StorageError, match="comment") as caught:
+        store.insert_native("feedback", part.names, part.data, rows=1, dedup_token="newer:feedback")
+    assert type(caught.value) is StorageError
