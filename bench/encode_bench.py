@@ -129,7 +129,7 @@ def make_span(rng: random.Random, i: int, non_ascii: bool = False) -> SpanRecord
     s = SpanRecord("chat gpt-4o-mini", tid, sid, rng.getrandbits(64), KIND_CLIENT, start, attrs)
     s.end_ns = start + dur
     for j, (name, passed) in enumerate((("is_json", True), ("starts_lowercase", False))):
-        s.events.append(
+        s.add_event(
             SpanEvent(
                 "gen_ai.evaluation.result",
                 start + dur - 1000 + j,

@@ -21,6 +21,7 @@ Usage: python bench/sdk_overhead.py [--calls N] [--rounds R] [--json PATH] [--ch
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -158,8 +159,15 @@ def make_otel(endpoint: str) -> tuple[Callable[[], Any], Callable[[], None], Cal
 
 
 def measure(call: Callable[[], Any], flush: Callable[[], None], n: int) -> tuple[float, float]:
-    """(call-path µs per call, all-in CPU µs per call)."""
+    """(call-path µs per call, all-in CPU µs per call).
+
+    A round starts after a full garbage collection: both sides share this process, and the
+    containers one side's queued spans leave in the older generations would otherwise make the
+    other side's round pay for the next full collection (one every ~25k promoted objects here,
+    ~60 ms), whichever round crosses the threshold. A round pays for what its own calls trigger.
+    """
     flush()
+    gc.collect()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     for _ in range(n):

@@ -253,7 +253,7 @@ class Finisher:
                 priced_model,
                 response,
             )
-            events = span.events
+            events = span.events if type(span.events) is list else []
             end_ns = span.end_ns
             passes = self._passes
             for check in checks:
@@ -277,6 +277,7 @@ class Finisher:
                         ev, passed = self._evaluate(check, result)
                         failed = failed or not passed
                 events.append(_new_event(EVALUATION_EVENT, end_ns, ev))
+            span.events = events
         return refusal or failed
 
     def _evaluate(self, check: Check, result: object) -> tuple[dict[str, AttrValue], bool]:

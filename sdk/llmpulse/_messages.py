@@ -101,13 +101,13 @@ def simple_chat(args: tuple[object, ...], kwargs: Mapping[str, object]) -> list[
         if messages is None:
             if "input" in kwargs or "instructions" in kwargs or "prompt" in kwargs:
                 return None
-        elif type(messages) is not list or kwargs.get("system") is not None:
+        elif (type(messages) is not list and type(messages) is not tuple) or kwargs.get("system") is not None:
             return None
     else:
         messages = None
     if messages is None:
         for first in args[:2]:
-            if type(first) is list:
+            if type(first) is list or type(first) is tuple:
                 messages = first
                 break
             if isinstance(first, (str, list, tuple)):

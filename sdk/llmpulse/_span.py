@@ -100,10 +100,18 @@ class SpanRecord:
         self.start_ns = start_ns
         self.end_ns = 0
         self.attributes = attributes
-        self.events: list[SpanEvent] = []
+        # No list until an event is added (the worker, for assertions): an in-flight call keeps
+        # one GC-tracked object fewer alive (see _client.start_llm).
+        self.events: list[SpanEvent] | tuple[()] = ()
         self.status = STATUS_UNSET
         self.status_message = ""
         self.llm: Any = None
+
+    def add_event(self, event: SpanEvent) -> None:
+        if type(self.events) is list:
+            self.events.append(event)
+        else:
+            self.events = [event]
 
     @property
     def trace_id_hex(self) -> str:

@@ -68,8 +68,11 @@ def to_record(span: ReadableSpan) -> SpanRecord | None:
     record.end_ns = span.end_time or record.start_ns
     record.status = _STATUS.get(span.status.status_code, STATUS_UNSET)
     record.status_message = span.status.description or ""
-    for event in span.events:
-        record.events.append(SpanEvent(event.name, event.timestamp, clean_attributes(dict(event.attributes or {}))))
+    if span.events:
+        record.events = [
+            SpanEvent(event.name, event.timestamp, clean_attributes(dict(event.attributes or {})))
+            for event in span.events
+        ]
     return record
 
 

@@ -114,7 +114,7 @@ def encode(batch: list[Call], trace_base: int = 0xA000) -> bytes:
             rec.status_message = "RateLimitError: 429"
             attrs["error.type"] = "RateLimitError"
         for name, label in c.assertions:
-            rec.events.append(
+            rec.add_event(
                 SpanEvent(
                     "gen_ai.evaluation.result",
                     rec.end_ns,

@@ -81,7 +81,7 @@ def records(n: int = 3) -> list[SpanRecord]:
         }
         s = SpanRecord("chat gpt-4o-mini", 0xABC + i, 0x100 + i, 0, KIND_CLIENT, start, attrs)
         s.end_ns = start + 500_000_000
-        s.events.append(
+        s.add_event(
             SpanEvent(
                 "gen_ai.evaluation.result",
                 s.end_ns,

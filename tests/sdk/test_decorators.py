@@ -614,3 +614,38 @@ def test_positional_messages_list_mutated_after_the_call_is_recorded_as_sent() -
         (s,) = spans.spans
     assert len(orjson.loads(str(s.attributes["gen_ai.input.messages"]))) == 1
     assert len(history) == 2  # the app's own list is untouched by the SDK
+
+
+@pytest.mark.parametrize("as_keyword", [True, False])
+def test_a_call_in_flight_keeps_only_the_containers_it_needs_gc_tracked(as_keyword: bool) -> None:
+    """Calls queued in a burst outlive young collections: every GC-tracked container they keep
+    alive is promoted and counts towards the next full collection (tens of ms with a big app's
+    heap). An in-flight call keeps its record, its call, and the copy of the messages (with the
+    arguments or keywords holding it); its events have no list until the worker adds one."""
+    import gc
+
+    from llmpulse._client import current_span
+
+    seen: list[list[str]] = []
+
+    @llmpulse.llm(provider="openai", model="gpt-4o-mini")
+    def create(messages: list[dict[str, str]]) -> dict[str, Any]:
+        span = current_span()
+        assert span is not None
+        gc.collect()
+        call = span.llm
+        owned = {"record": span, "call": call, "args": call.args, "kwargs": call.kwargs, "events": span.events}
+        owned["attributes"] = span.attributes
+        owned["copy"] = call.kwargs["messages"] if as_keyword else call.args[0]
+        assert owned["copy"] is not messages
+        seen.append(sorted(name for name, obj in owned.items() if gc.is_tracked(obj)))
+        return openai_completion("answer")
+
+    history = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "question"}]
+    with testing.capture() as spans:
+        create(messages=history) if as_keyword else create(history)
+        (s,) = spans.spans
+    holder = "kwargs" if as_keyword else "args"
+    assert seen == [sorted(["call", "copy", holder, "record"])]
+    assert len(orjson.loads(str(s.attributes["gen_ai.input.messages"]))) == 2
+    assert [e.name for e in s.events] == []  # no assertions: still no list

@@ -79,6 +79,9 @@ CASES: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
     (([{"role": "user", "content": ""}, {"role": "assistant", "content": "sure", "name": "bot"}],), {"temperature": 0}),
     (([],), {}),  # nothing to record
     ((), {"messages": [{"role": "user", "content": LONG + LONG}]}),  # truncated below
+    # tuples, read as lists (as the general path does)
+    ((), {"messages": ({"role": "user", "content": "a tuple"},)}),
+    ((({"role": "system", "content": "s"}, {"role": "user", "content": "u"}),), {}),
 ]
 GENERAL_ONLY: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
     ((), {"messages": [{"role": "user", "content": "hi"}], "system": "be nice"}),  # Anthropic system=
@@ -87,7 +90,7 @@ GENERAL_ONLY: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
     ((), {"messages": [{"role": "assistant", "content": "", "tool_calls": []}]}),
     ((), {"input": "responses api"}),
     (("just a prompt",), {}),
-    ((), {"messages": ({"role": "user", "content": "a tuple"},)}),
+    ((), {"messages": ({"role": "user", "content": "a tuple"}, "not a dict")}),
 ]
 
 
@@ -112,9 +115,12 @@ texts = st.text(max_size=400) | st.sampled_from([LONG, "", "x" * 300])
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.fixed_dictionaries({"role": roles, "content": texts}), max_size=5), st.booleans())
-def test_fast_input_matches_general_for_any_chat(messages: list[dict[str, str]], as_kwarg: bool) -> None:
-    args, kwargs = ((), {"messages": messages}) if as_kwarg else ((messages,), {})
+@given(st.lists(st.fixed_dictionaries({"role": roles, "content": texts}), max_size=5), st.booleans(), st.booleans())
+def test_fast_input_matches_general_for_any_chat(
+    messages: list[dict[str, str]], as_kwarg: bool, as_tuple: bool
+) -> None:
+    given: Any = tuple(messages) if as_tuple else messages
+    args, kwargs = ((), {"messages": given}) if as_kwarg else ((given,), {})
     fin = finisher(max_content_chars=350)
     assert captured_input(fin, args, kwargs) == general_input(finisher(max_content_chars=350), args, kwargs)
 
