@@ -19,6 +19,7 @@ from llmpulse_collector.rows import ASSERTION_COLUMNS, ASSERTION_SCHEMA, FEEDBAC
 from llmpulse_collector.storage import StorageError, StorageUnavailable, Store, migrations, queries
 from llmpulse_collector.storage.clickhouse import _wrap
 from llmpulse_collector.storage.migrations import applied_versions, migrate, migrate_dsn, schema_statements
+from llmpulse_collector.writer import Native, decode_entry, encode_entry
 
 pytestmark = pytest.mark.collector
 
@@ -563,6 +564,15 @@ def test_same_sql_on_a_server(server_store: Store, rows: Rows) -> None:
     detail = queries.trace(server_store, "acme", listed[0]["trace_id"])
     assert detail is not None
     assert detail["spans"][0]["start"] == listed[0]["start"]
+    # Native blocks, as the collector's writer sends them (raw_insert over HTTP), stored once per token.
+    defaults = {c: d for c, _, d in SPAN_SCHEMA}
+    more = [{**defaults, **span(start_time=start - i * 10**9, duration_s=0.1)} for i in range(5)]
+    part = decode_entry(encode_entry({"spans": more}))["spans"]
+    assert isinstance(part, Native)
+    for _ in range(2):
+        server_store.insert_native("spans", part.names, part.data, rows=part.count, dedup_token="server-1:native")
+    after = queries.stats(server_store, "acme", window_s=3600, group_by=["model"])
+    assert after[0]["calls"] == 25.0
 
 
 # --- the read API's shapes (numbers are checked by hand in test_queries.py) --------------------
