@@ -433,13 +433,8 @@ class Store:
         """
         if not values or not values[0]:
             return
-        check_identifier(table, "table")
-        if not dedup_token:
-            raise ValueError("dedup_token must be a non-empty string derived from the batch's identity")
+        settings = self._settings_of_insert(table, dedup_token)
         data = _fill_defaults(table, columns, values)
-        settings = dict(self._insert_settings, insert_deduplication_token=dedup_token)
-        if self.cluster:
-            settings["distributed_foreground_insert"] = 1  # acknowledged = written on the shards
         with self._write_lock:
             self._check_open()
             try:
@@ -465,20 +460,25 @@ class Store:
         """
         if not rows:
             return
-        check_identifier(table, "table")
         for column in columns:
             check_identifier(column, "column")
-        if not dedup_token:
-            raise ValueError("dedup_token must be a non-empty string derived from the batch's identity")
-        settings = dict(self._insert_settings, insert_deduplication_token=dedup_token)
-        if self.cluster:
-            settings["distributed_foreground_insert"] = 1  # acknowledged = written on the shards
+        settings = self._settings_of_insert(table, dedup_token)
         with self._write_lock:
             self._check_open()
             try:
                 self._writer.raw_insert(table, list(columns), insert_block=data, settings=settings, fmt="Native")
             except Exception as exc:
                 raise _wrap(exc, f"insert of {rows} rows into {table}") from exc
+
+    def _settings_of_insert(self, table: str, dedup_token: str) -> dict[str, Any]:
+        """One idempotent insert's settings (``table`` and ``dedup_token`` checked)."""
+        check_identifier(table, "table")
+        if not dedup_token:
+            raise ValueError("dedup_token must be a non-empty string derived from the batch's identity")
+        settings = dict(self._insert_settings, insert_deduplication_token=dedup_token)
+        if self.cluster:
+            settings["distributed_foreground_insert"] = 1  # acknowledged = written on the shards
+        return settings
 
     def _column_types(self, table: str, columns: Sequence[str]) -> list[ClickHouseType] | None:
         key = (table, tuple(columns))
