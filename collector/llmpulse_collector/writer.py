@@ -24,6 +24,7 @@ replays as it was; a batch mixing formats goes through the columns path.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -355,20 +356,29 @@ class Writer:
                 except StorageUnavailable:
                     raise
                 except StorageError as exc:
-                    self._set_aside(batch, entry_id, table, part.rows(), exc)
+                    self._set_aside(batch, entry_id, table, part, exc)
         self._finish(batch, written, started)
 
-    def _set_aside(self, batch: Batch, entry_id: int, table: str, rows: list[dict[str, Any]], exc: Exception) -> None:
-        record = {"batch": batch.token, "entry": entry_id, "table": table, "error": str(exc)[:2000], "rows": rows}
+    def _set_aside(self, batch: Batch, entry_id: int, table: str, part: Columns | Native, exc: Exception) -> None:
+        record: dict[str, Any] = {"batch": batch.token, "entry": entry_id, "table": table, "error": str(exc)[:2000]}
+        try:
+            record["rows"] = part.rows()
+        except ValueError as undecodable:  # a block Python cannot read back: keep its bytes as they were
+            if not isinstance(part, Native):
+                raise
+            record["rows"] = []
+            record["native_columns"] = list(part.names)
+            record["native_base64"] = base64.b64encode(part.data).decode()
+            record["decode_error"] = str(undecodable)[:2000]
         if self._dead_letter is None:
             raise exc  # nowhere to keep them: keep retrying rather than lose them
         with self._dead_letter.open("ab") as f:
             f.write(orjson.dumps(record) + b"\n")
             f.flush()
             os.fsync(f.fileno())
-        log.error("rows_dead_lettered", table=table, rows=len(rows), entry=entry_id, error=str(exc)[:300])
+        log.error("rows_dead_lettered", table=table, rows=part.count, entry=entry_id, error=str(exc)[:300])
         if self._on_dead_letter is not None:
-            self._on_dead_letter(table, len(rows))
+            self._on_dead_letter(table, part.count)
 
     def _finish(self, batch: Batch, written: dict[str, int], started: float) -> None:
         self._wal.complete(batch.id)

@@ -10,6 +10,7 @@ token, and a batch ClickHouse refuses still reaches the dead-letter file as rows
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 from pathlib import Path
@@ -364,3 +365,23 @@ def test_a_column_the_table_lacks_is_a_storage_error(store: Any) -> None:
     with pytest.raises(StorageError, match="comment") as caught:
         store.insert_native("feedback", part.names, part.data, rows=1, dedup_token="newer:feedback")
     assert type(caught.value) is StorageError
+
+
+def test_a_refused_block_python_cannot_read_is_dead_lettered_as_bytes(tmp_path: Path) -> None:
+    """Should a block be both refused and unreadable (a bug, not a user's input), its bytes are
+    set aside as they were, with the decode error, and the log moves on."""
+    good = encode_entry({"spans": _spans(0, 1)})
+    head = orjson.dumps({"spans": {"columns": [n for n, _, _ in SPAN_SCHEMA], "rows": 2, "bytes": 3}})
+    bad = native.MAGIC + len(head).to_bytes(4, "little") + head + b"\xff\xff\xff"
+
+    def insert(table: str, data: Columns | Native, token: str) -> None:
+        if isinstance(data, Native) and data.data.endswith(b"\xff\xff\xff"):
+            raise StorageError("Cannot read all data: refused for the test")
+
+    dead = tmp_path / "dead-letter.jsonl"
+    _drain(tmp_path, [good, bad], insert, dead_letter=dead, isolate_after=1)
+    (record,) = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    assert record["rows"] == []
+    assert base64.b64decode(record["native_base64"]) == b"\xff\xff\xff"
+    assert record["native_columns"][0] == "project"
+    assert "cut short" in record["decode_error"]
