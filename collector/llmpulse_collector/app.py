@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from llmpulse._cost import PriceBook
+from llmpulse._otlp import _varint as varint
 from llmpulse._refusal import RefusalDetector
 from llmpulse._version import __version__
 
@@ -97,19 +98,7 @@ def _status_body(code: int, message: str, json: bool) -> tuple[bytes, str]:
 
         return orjson.dumps({"code": code, "message": message}), "application/json"
     raw = message.encode("utf-8", "replace")
-    return b"\x08" + _varint(code) + b"\x12" + _varint(len(raw)) + raw, "application/x-protobuf"
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return b"\x08" + varint(code) + b"\x12" + varint(len(raw)) + raw, "application/x-protobuf"
 
 
 # gRPC status codes used in OTLP error bodies.

@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from llmpulse._otlp import _varint as leb128  # protobuf's varint is LEB128
+
 from .normalize import compiled
 from .rows import ASSERTION_SCHEMA, FEEDBACK_SCHEMA, SPAN_SCHEMA
 from .storage.clickhouse import wire_type
@@ -47,16 +49,6 @@ _CODES = {
 _DATETIME64 = 5  # DateTime64(p, tz): integer ticks as Int64
 
 
-def _leb128(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
-
-
 def spec(schema: Sequence[tuple[str, str, Any]]) -> tuple[tuple[str, bytes, int, Any], ...]:
     """``native_block``'s column description of a ``rows.py`` schema: (key, header, code, default)."""
     out = []
@@ -65,7 +57,8 @@ def spec(schema: Sequence[tuple[str, str, Any]]) -> tuple[tuple[str, bytes, int,
         code = _DATETIME64 if wire.startswith("DateTime64(") else _CODES.get(wire)
         if code is None:
             raise ValueError(f"column {name}: no Native encoding for {column_type}")
-        header = b"".join((_leb128(len(name.encode())), name.encode(), _leb128(len(wire.encode())), wire.encode()))
+        name_bytes, wire_bytes = name.encode(), wire.encode()
+        header = b"".join((leb128(len(name_bytes)), name_bytes, leb128(len(wire_bytes)), wire_bytes))
         out.append((name, header, code, default))
     return tuple(out)
 

@@ -360,6 +360,8 @@ class Writer:
         self._finish(batch, written, started)
 
     def _set_aside(self, batch: Batch, entry_id: int, table: str, part: Columns | Native, exc: Exception) -> None:
+        if self._dead_letter is None:
+            raise exc  # nowhere to keep them: keep retrying rather than lose them
         record: dict[str, Any] = {"batch": batch.token, "entry": entry_id, "table": table, "error": str(exc)[:2000]}
         try:
             record["rows"] = part.rows()
@@ -370,8 +372,6 @@ class Writer:
             record["native_columns"] = list(part.names)
             record["native_base64"] = base64.b64encode(part.data).decode()
             record["decode_error"] = str(undecodable)[:2000]
-        if self._dead_letter is None:
-            raise exc  # nowhere to keep them: keep retrying rather than lose them
         with self._dead_letter.open("ab") as f:
             f.write(orjson.dumps(record) + b"\n")
             f.flush()
